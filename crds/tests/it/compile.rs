@@ -1,0 +1,292 @@
+use llmpool_crds::manifest::Resources;
+use llmpool_crds::{Compiled, Severity, Strategy};
+
+fn compile(yaml: &str) -> Compiled {
+    let mut r = Resources::default();
+    r.add_yaml(yaml, "test.yaml");
+    r.compile()
+}
+
+fn messages(c: &Compiled) -> Vec<String> {
+    c.diagnostics.iter().map(ToString::to_string).collect()
+}
+
+const GOOD: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: keys}
+stringData: {a: sk-aaa, b: sk-bbb}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: acct-a, labels: {pool: gpt}}
+spec:
+  provider: openai
+  credentials: {secretRef: {name: keys, key: a}}
+  limits: {requestsPerMinute: 60, maxConcurrency: 4}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: acct-b, labels: {pool: gpt}}
+spec:
+  provider: openai-compatible
+  baseUrl: https://llm.internal/v1/
+  credentials: {secretRef: {name: keys, key: b}}
+  weight: 3
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: gpt}
+spec:
+  models: ["gpt-4o", "gpt-4o-*"]
+  strategy: sticky
+  targets:
+    - accounts: {selector: {matchLabels: {pool: gpt}}}
+    - accounts: {names: [acct-a]}
+      model: gpt-4o-mini
+  retry: {maxAttempts: 2, firstByteTimeout: 1500ms}
+  cooldown: {default: 10s, max: 5m}
+"#;
+
+#[test]
+fn a_valid_configuration_compiles_with_every_default_resolved() {
+    let c = compile(GOOD);
+    assert!(!c.has_errors(), "{:?}", messages(&c));
+    let a = &c.table.accounts["acct-a"];
+    assert_eq!(a.base_url, "https://api.openai.com/v1");
+    assert_eq!(a.limits.requests_per_minute, Some(60));
+    assert_eq!(
+        c.table.accounts["acct-b"].base_url,
+        "https://llm.internal/v1"
+    );
+    assert_eq!(c.table.accounts["acct-b"].weight, 3);
+    assert_eq!(c.credentials.get("acct-a"), Some("sk-aaa"));
+    let r = &c.table.routes[0];
+    assert!(r.ready);
+    assert_eq!(r.strategy, Strategy::Sticky);
+    assert_eq!(r.tiers[0].accounts, ["acct-a", "acct-b"]);
+    assert_eq!(r.tiers[1].model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(r.retry.max_attempts, 2);
+    assert_eq!(r.retry.first_byte_timeout_ms, 1500);
+    assert_eq!(r.cooldown.default_ms, 10_000);
+    assert_eq!(r.cooldown.max_ms, 300_000);
+    assert_eq!(r.session.header, "x-session-id");
+}
+
+#[test]
+fn the_table_survives_a_json_round_trip_without_secrets() {
+    let c = compile(GOOD);
+    let json = serde_json::to_string(&c.table).unwrap();
+    assert!(!json.contains("sk-aaa") && !json.contains("sk-bbb"));
+    let back: llmpool_crds::RouteTable = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, c.table);
+    assert!(!format!("{:?}", c.credentials).contains("sk-"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_resource_and_field() {
+    let c = compile(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: keys}
+stringData: {a: sk-aaa}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: bad}
+spec:
+  provider: openai
+  baseUrl: ftp://example.com
+  credentials: {secretRef: {name: keys, key: apiKey}}
+  limits: {requestsPerMinute: 0, maxConcurrency: -2}
+  models: ["gpt-**"]
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: nosecret}
+spec:
+  provider: anthropic
+  credentials: {secretRef: {name: missing, key: k}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: plain}
+spec:
+  provider: openai-compatible
+  baseUrl: http://vllm:8000/v1
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: r1}
+spec:
+  models: ["gpt-4o", "*"]
+  targets:
+    - accounts: {names: [ghost, bad]}
+    - accounts: {}
+  retry: {firstByteTimeout: soon}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: r2}
+spec:
+  models: ["gpt-4o"]
+  targets:
+    - accounts: {names: [plain]}
+"#,
+    );
+    let all = messages(&c).join("\n");
+    for expected in [
+        "error: test.yaml (document 2): LlmAccount bad: spec.baseUrl: `ftp://example.com` is not an http:// or https:// URL",
+        "LlmAccount bad: spec.credentials.secretRef.key: Secret keys has no key apiKey",
+        "LlmAccount bad: spec.limits.requestsPerMinute: must be greater than 0, got 0",
+        "LlmAccount bad: spec.limits.maxConcurrency: must be greater than 0, got -2",
+        "LlmAccount bad: spec.models[0]: `gpt-**`",
+        "LlmAccount nosecret: spec.credentials.secretRef: Secret missing not found",
+        "warning: test.yaml (document 4): LlmAccount plain: spec.baseUrl: `http://vllm:8000/v1` is plain http",
+        "ModelRoute r1: spec.targets[0].accounts.names[0]: LlmAccount ghost not found",
+        "ModelRoute r1: spec.targets[1].accounts: name accounts or give a label selector",
+        "ModelRoute r1: spec.retry.firstByteTimeout: `soon` is not a duration",
+        "ModelRoute r2: spec.models[0]: `gpt-4o` is already routed by ModelRoute r1",
+    ] {
+        assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
+    }
+    // errors come before warnings
+    let first_warning = c
+        .diagnostics
+        .iter()
+        .position(|d| d.severity == Severity::Warning)
+        .unwrap();
+    assert!(c.diagnostics[..first_warning].iter().all(|d| d.is_error()));
+    // the invalid account is left out, the keyless one is usable
+    assert!(!c.table.accounts.contains_key("bad"));
+    assert!(c.table.accounts.contains_key("plain"));
+    assert!(!c.table.accounts["plain"].has_credential);
+}
+
+#[test]
+fn a_route_whose_accounts_are_all_invalid_stays_visible_as_not_ready() {
+    let c = compile(
+        r#"
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: a}
+spec: {provider: openai, credentials: {secretRef: {name: nope, key: k}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: r}
+spec:
+  models: [gpt-4o]
+  targets: [{accounts: {names: [a]}}]
+"#,
+    );
+    let r = c.table.routes.iter().find(|r| r.name == "r").unwrap();
+    assert!(!r.ready);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("account a in tier 0 is not usable")),
+        "{:?}",
+        r.problems
+    );
+    assert_eq!(r.models, ["gpt-4o"]);
+}
+
+#[test]
+fn misspelt_fields_wrong_kinds_and_bad_yaml_are_reported() {
+    let c = compile(
+        r#"
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: a}
+spec:
+  provider: openai-compatible
+  baseUrl: https://x/v1
+  limits: {maxConcurency: 3}
+---
+apiVersion: llmpool.dev/v1
+kind: ModelRoute
+metadata: {name: r}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: b}
+spec: {provider: azure}
+---
+key: [unclosed
+"#,
+    );
+    let all = messages(&c).join("\n");
+    for expected in [
+        "LlmAccount a: spec.limits.maxConcurency: unknown field",
+        "ModelRoute r: apiVersion: expected apiVersion llmpool.dev/v1alpha1",
+        "LlmAccount b: ",
+        "unknown variant `azure`",
+        "file test.yaml: document 4:",
+    ] {
+        assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
+    }
+}
+
+#[test]
+fn secrets_in_data_are_base64_and_string_data_wins() {
+    let c = compile(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+data: {k: c2stZnJvbS1kYXRh, j: c2stZGF0YQ==}
+stringData: {j: sk-string}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: a}
+spec: {provider: openai, credentials: {secretRef: {name: s, key: k}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: b}
+spec: {provider: openai, credentials: {secretRef: {name: s, key: j}}}
+"#,
+    );
+    assert!(!c.has_errors(), "{:?}", messages(&c));
+    assert_eq!(c.credentials.get("a"), Some("sk-from-data"));
+    assert_eq!(c.credentials.get("b"), Some("sk-string"));
+}
+
+#[test]
+fn selectors_support_expressions_and_reject_bad_operators() {
+    let base = r#"
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: east, labels: {region: east, tier: gold}}
+spec: {provider: openai-compatible, baseUrl: "https://e/v1"}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: west, labels: {region: west}}
+spec: {provider: openai-compatible, baseUrl: "https://w/v1"}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: r}
+spec:
+  models: [m]
+  targets:
+"#;
+    let c = compile(&format!(
+        "{base}    - accounts: {{selector: {{matchExpressions: [{{key: region, operator: In, values: [east, west]}}, {{key: tier, operator: DoesNotExist}}]}}}}\n"
+    ));
+    assert!(!c.has_errors(), "{:?}", messages(&c));
+    assert_eq!(c.table.routes[0].tiers[0].accounts, ["west"]);
+
+    let c = compile(&format!(
+        "{base}    - accounts: {{selector: {{matchExpressions: [{{key: region, operator: Near}}]}}}}\n"
+    ));
+    let all = messages(&c).join("\n");
+    assert!(
+        all.contains("spec.targets[0].accounts.selector.matchExpressions[0].operator: unknown operator `Near`"),
+        "{all}"
+    );
+}
