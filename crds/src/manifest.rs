@@ -181,7 +181,7 @@ impl Resources {
         }
         let mut all = self.diagnostics.clone();
         all.append(&mut compiled.diagnostics);
-        all.sort_by(|a, b| a.severity.cmp(&b.severity));
+        all.sort_by_key(|d| d.severity);
         compiled.diagnostics = all;
         compiled
     }

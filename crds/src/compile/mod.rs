@@ -153,7 +153,7 @@ pub fn compile(inputs: &Inputs<'_>) -> Compiled {
         table.routes.push(compiled);
     }
 
-    diagnostics.sort_by(|a, b| a.severity.cmp(&b.severity));
+    diagnostics.sort_by_key(|d| d.severity);
     Compiled {
         table,
         credentials: CredentialSet(keys),
