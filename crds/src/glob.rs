@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn exact_beats_glob_then_more_literals_then_fewer_stars() {
-        let mut v = vec![
+        let mut v = [
             g("*"),
             g("gpt-*"),
             g("gpt-4o*"),
