@@ -1,1 +1,25 @@
+//! The llmpool data plane. One endpoint for many LLM provider accounts:
+//! authenticate, parse, route, then per attempt select, translate, call and
+//! account. Module by pipeline stage:
+//!
+//! - [`ingress`]: HTTP handlers per client API, health, readiness, metrics
+//! - [`protocol`]: wire formats (pure, no I/O)
+//! - [`routing`]: route match and strategy order
+//! - [`state`]: shared state (cooldowns, windows, leases, sessions)
+//! - [`upstream`]: provider clients (hosts, paths, auth) and failure mapping
+//! - [`pipeline`]: the attempt loop and stream relay
+//! - [`config`]: sources of configuration snapshots
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod ingress;
+pub mod metrics;
+pub mod pipeline;
+pub mod protocol;
+pub mod routing;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod upstream;

@@ -1,0 +1,74 @@
+//! Command-line flags; every flag also reads an LLMPOOL_* environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// llmpool-proxy: one endpoint for many LLM provider accounts.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "llmpool-proxy", version, about)]
+pub struct Args {
+    /// Local mode: a directory of LlmAccount, ModelRoute and Secret YAML,
+    /// watched for changes.
+    #[arg(long, env = "LLMPOOL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Cluster mode: watch the operator's Secret and ConfigMap.
+    #[arg(long, env = "LLMPOOL_KUBE", conflicts_with = "config")]
+    pub kube: bool,
+    /// Address to serve on (port 0 picks a free port; the log says which).
+    #[arg(long, env = "LLMPOOL_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Separate address for /healthz, /readyz and /metrics (they are also
+    /// served on --listen).
+    #[arg(long, env = "LLMPOOL_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Namespace of the configuration (the key prefix of shared state).
+    #[arg(long, env = "LLMPOOL_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// File with one client API key per line; when set (or LLMPOOL_API_KEYS
+    /// is), clients must send one of them.
+    #[arg(long, env = "LLMPOOL_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Comma-separated client API keys (environment only, so keys stay out
+    /// of process listings).
+    #[arg(skip)]
+    pub api_keys: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "LLMPOOL_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a request body.
+    #[arg(long, env = "LLMPOOL_MAX_JSON_DEPTH", default_value_t = 64)]
+    pub max_json_depth: usize,
+    /// Largest non-streaming upstream response buffered, in bytes.
+    #[arg(long, env = "LLMPOOL_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Most session bindings kept in memory.
+    #[arg(long, env = "LLMPOOL_MAX_SESSIONS", default_value_t = 100_000)]
+    pub max_sessions: usize,
+    /// How often local mode checks the config directory.
+    #[arg(long, env = "LLMPOOL_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub watch_interval: Duration,
+    /// How long streams may run on after SIGTERM before the process exits.
+    #[arg(long, env = "LLMPOOL_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "LLMPOOL_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Args {
+    /// Parses flags and reads LLMPOOL_API_KEYS from the environment.
+    pub fn from_env() -> Self {
+        let mut args = Self::parse();
+        if let Ok(keys) = std::env::var("LLMPOOL_API_KEYS") {
+            args.api_keys = keys.split(',').map(str::to_owned).collect();
+        }
+        args
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    llmpool_crds::duration::parse_duration(text).map_err(|e| e.to_string())
+}

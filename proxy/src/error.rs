@@ -1,0 +1,203 @@
+//! Errors a client sees. The mapping to HTTP status, to the client
+//! protocol's error shape and to a metric label is one match each, here.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::protocol::Protocol;
+use crate::protocol::json::ScanError;
+use crate::protocol::openai;
+use crate::state::StateError;
+use crate::upstream::error::AttemptError;
+
+/// A request the gateway answers itself, with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// Body over the configured limit.
+    #[error("request body is larger than the {limit} byte limit")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body could not be read.
+    #[error("could not read the request body")]
+    BodyRead(#[source] axum::Error),
+    /// Not JSON, not an object, or nested too deeply.
+    #[error("{0}")]
+    Scan(#[from] ScanError),
+    /// JSON that does not fit the API (wrong types, missing fields).
+    #[error("invalid request body: {0}")]
+    InvalidBody(#[source] serde_json::Error),
+    /// A field with a value the gateway refuses.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong.
+        message: &'static str,
+    },
+    /// No client key sent while keys are required.
+    #[error("missing API key: send `Authorization: Bearer <key>`")]
+    MissingKey,
+    /// A client key that is not configured.
+    #[error("invalid API key")]
+    InvalidKey,
+    /// No route serves the model.
+    #[error("model `{0}` is not served by this gateway; GET /v1/models lists the models it serves")]
+    UnknownModel(String),
+    /// The route exists but nothing can serve it.
+    #[error("model route `{route}` has no usable account: {reason}")]
+    RouteNotReady {
+        /// Route name.
+        route: String,
+        /// Why.
+        reason: String,
+    },
+    /// Unknown path.
+    #[error("unsupported endpoint {method} {path}")]
+    UnknownEndpoint {
+        /// Method.
+        method: String,
+        /// Path (no query string: it may hold a key).
+        path: String,
+    },
+    /// Every account is cooling down or at a limit.
+    #[error("all accounts for model `{model}` are rate limited or at capacity; retry after {} s", retry_after.as_secs().max(1))]
+    AllBusy {
+        /// Requested model.
+        model: String,
+        /// Earliest time one frees up.
+        retry_after: Duration,
+    },
+    /// Every attempt failed.
+    #[error("upstream failed after {attempts} attempt(s); last failure: account {account}: {last}")]
+    UpstreamFailed {
+        /// Attempts made.
+        attempts: u32,
+        /// Account of the last attempt.
+        account: String,
+        /// Last failure.
+        #[source]
+        last: AttemptError,
+    },
+    /// An upstream rejected the account's credentials (the upstream body is
+    /// never passed on: it may echo part of the key).
+    #[error(
+        "upstream account {account} was refused ({status}); the gateway's operator must fix its credentials"
+    )]
+    UpstreamAuth {
+        /// Account name.
+        account: String,
+        /// Upstream status.
+        status: StatusCode,
+    },
+    /// The shared state failed.
+    #[error("shared state unavailable")]
+    State(#[from] StateError),
+}
+
+impl ProxyError {
+    /// HTTP status for the client.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyRead(_)
+            | ProxyError::Scan(_)
+            | ProxyError::InvalidBody(_)
+            | ProxyError::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::MissingKey | ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
+            ProxyError::UnknownModel(_) | ProxyError::UnknownEndpoint { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            ProxyError::RouteNotReady { .. } | ProxyError::State(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::AllBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::UpstreamFailed {
+                last: AttemptError::Timeout,
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::UpstreamFailed { .. } | ProxyError::UpstreamAuth { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+        }
+    }
+
+    /// The variant's name, as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BodyRead(_) => "body_read",
+            ProxyError::Scan(_) => "invalid_json",
+            ProxyError::InvalidBody(_) => "invalid_body",
+            ProxyError::InvalidField { .. } => "invalid_field",
+            ProxyError::MissingKey => "missing_key",
+            ProxyError::InvalidKey => "invalid_key",
+            ProxyError::UnknownModel(_) => "unknown_model",
+            ProxyError::RouteNotReady { .. } => "route_not_ready",
+            ProxyError::UnknownEndpoint { .. } => "unknown_endpoint",
+            ProxyError::AllBusy { .. } => "all_busy",
+            ProxyError::UpstreamFailed { .. } => "upstream_failed",
+            ProxyError::UpstreamAuth { .. } => "upstream_auth",
+            ProxyError::State(_) => "state",
+        }
+    }
+
+    /// OpenAI `error.type` and `error.code`.
+    fn openai_kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ProxyError::BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            ProxyError::BodyRead(_) | ProxyError::Scan(_) | ProxyError::InvalidBody(_) => {
+                ("invalid_request_error", "invalid_json")
+            }
+            ProxyError::InvalidField { .. } => ("invalid_request_error", "invalid_value"),
+            ProxyError::MissingKey | ProxyError::InvalidKey => {
+                ("invalid_request_error", "invalid_api_key")
+            }
+            ProxyError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
+            ProxyError::UnknownEndpoint { .. } => ("invalid_request_error", "unknown_url"),
+            ProxyError::AllBusy { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            ProxyError::RouteNotReady { .. } | ProxyError::State(_) => {
+                ("server_error", "service_unavailable")
+            }
+            ProxyError::UpstreamFailed { .. } | ProxyError::UpstreamAuth { .. } => {
+                ("server_error", "upstream_error")
+            }
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::InvalidField { field, .. } => Some(field),
+            ProxyError::UnknownModel(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The response in the client's protocol.
+    pub fn into_response(self, protocol: Protocol) -> Response {
+        let status = self.status();
+        let message = self.to_string();
+        let body = match protocol {
+            Protocol::OpenAi => {
+                let (kind, code) = self.openai_kind();
+                openai::error_body(&message, kind, code, self.param())
+            }
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let ProxyError::AllBusy { retry_after, .. } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

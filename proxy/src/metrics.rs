@@ -1,0 +1,135 @@
+//! Prometheus metrics. Labels are route, account, status and outcome names:
+//! never keys, prompts or client identities.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// All metrics of one proxy process.
+pub struct Metrics {
+    registry: Registry,
+    /// Client requests by route, serving account and status.
+    pub requests: IntCounterVec,
+    /// Upstream attempts by route, account and outcome.
+    pub attempts: IntCounterVec,
+    /// Gateway-made errors by kind.
+    pub errors: IntCounterVec,
+    /// Whole upstream exchange, by account.
+    pub upstream_seconds: HistogramVec,
+    /// Time to first content, by account.
+    pub first_byte_seconds: HistogramVec,
+    /// Requests in flight per account (this replica).
+    pub in_flight: IntGaugeVec,
+    /// Seconds left on the account's longest cooldown (0 = none).
+    pub cooldown_seconds: GaugeVec,
+    /// 1 when the account is blocked account-wide (credentials or quota).
+    pub account_blocked: IntGaugeVec,
+    /// Configuration reloads by result (applied, rejected).
+    pub reloads: IntCounterVec,
+    /// Generation of the configuration being served.
+    pub config_generation: IntGauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histogram = |name: &str, help: &str| -> Result<HistogramVec, prometheus::Error> {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                &["account"],
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let requests = counter(
+            "llmpool_requests_total",
+            "Client requests by route, serving account and HTTP status.",
+            &["route", "account", "status"],
+        )?;
+        let attempts = counter(
+            "llmpool_upstream_attempts_total",
+            "Upstream attempts by route, account and outcome.",
+            &["route", "account", "outcome"],
+        )?;
+        let errors = counter(
+            "llmpool_gateway_errors_total",
+            "Errors the gateway answered itself, by kind.",
+            &["kind"],
+        )?;
+        let reloads = counter(
+            "llmpool_config_reloads_total",
+            "Configuration reloads by result.",
+            &["result"],
+        )?;
+        let upstream_seconds = histogram(
+            "llmpool_upstream_duration_seconds",
+            "Upstream exchange duration, request to last byte.",
+        )?;
+        let first_byte_seconds = histogram(
+            "llmpool_upstream_first_byte_seconds",
+            "Time from sending upstream to its first content.",
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "llmpool_account_in_flight",
+                "Requests in flight per account on this replica.",
+            ),
+            &["account"],
+        )?;
+        registry.register(Box::new(in_flight.clone()))?;
+        let cooldown_seconds = GaugeVec::new(
+            Opts::new(
+                "llmpool_account_cooldown_seconds",
+                "Seconds left on the account's longest cooldown; 0 when none.",
+            ),
+            &["account"],
+        )?;
+        registry.register(Box::new(cooldown_seconds.clone()))?;
+        let account_blocked = IntGaugeVec::new(
+            Opts::new(
+                "llmpool_account_blocked",
+                "1 when the account is blocked until its credentials change.",
+            ),
+            &["account"],
+        )?;
+        registry.register(Box::new(account_blocked.clone()))?;
+        let config_generation = IntGauge::new(
+            "llmpool_config_generation",
+            "Generation of the configuration being served.",
+        )?;
+        registry.register(Box::new(config_generation.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            attempts,
+            errors,
+            upstream_seconds,
+            first_byte_seconds,
+            in_flight,
+            cooldown_seconds,
+            account_blocked,
+            reloads,
+            config_generation,
+        })
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // encoding into a Vec cannot fail for well-formed metric families
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,284 @@
+//! The request pipeline. Per request (once): route, plan. Per attempt:
+//! select (admit), translate (model rewrite), call, then account. Retries
+//! happen only before the commit point, each on an account not yet tried,
+//! and the attempt budget counts each upstream call exactly once.
+
+mod attempt;
+mod lease;
+mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use llmpool_crds::Strategy;
+use llmpool_crds::route::FailureClass;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::error::ProxyError;
+use crate::protocol::json;
+use crate::routing;
+use crate::snapshot::Snapshot;
+use crate::state::{Admission, AdmitRequest, Outcome, SessionRef};
+use crate::upstream::error::AttemptError;
+use attempt::Reply;
+use lease::LeaseGuard;
+pub use relay::estimate_tokens;
+
+/// A parsed chat request, ready for the pipeline.
+pub struct ChatCall {
+    /// The client's body, forwarded with only `model` replaced.
+    pub body: Bytes,
+    /// Where the `model` value lies in `body`.
+    pub model_span: std::ops::Range<usize>,
+    /// Requested model.
+    pub model: String,
+    /// Streaming wanted.
+    pub stream: bool,
+    /// Tokens to reserve.
+    pub estimated_tokens: u64,
+    /// Session key from the header, else from the body (sticky routes only).
+    pub session_key: Option<String>,
+}
+
+/// Serves one chat request on `snapshot`, which it holds to the end.
+pub async fn run_chat(
+    app: &Arc<App>,
+    snapshot: Arc<Snapshot>,
+    call: ChatCall,
+) -> Result<Response, ProxyError> {
+    let route = snapshot
+        .route_for(&call.model)
+        .ok_or_else(|| ProxyError::UnknownModel(call.model.clone()))?;
+    let compiled = &route.compiled;
+    let not_ready = |reason: String| ProxyError::RouteNotReady {
+        route: compiled.name.clone(),
+        reason,
+    };
+    if !compiled.ready {
+        return Err(not_ready(compiled.problems.join("; ")));
+    }
+    let plan = routing::plan(route, &call.model);
+    if plan.candidates.is_empty() {
+        return Err(not_ready(format!(
+            "no enabled account serves model `{}`",
+            call.model
+        )));
+    }
+    let session = match (compiled.strategy, call.session_key) {
+        (Strategy::Sticky, Some(key)) => Some(SessionRef {
+            key,
+            ttl: Duration::from_millis(compiled.session.ttl_ms),
+        }),
+        _ => None,
+    };
+    let retry = &compiled.retry;
+    let lease_ttl = Duration::from_millis(retry.per_try_timeout_ms.saturating_add(5_000));
+    let mut excluded: Vec<usize> = Vec::new();
+    let mut attempts = 0u32;
+    let mut last: Option<(String, AttemptError)> = None;
+
+    while attempts < retry.max_attempts {
+        let admission = app
+            .store
+            .admit(&AdmitRequest {
+                namespace: &snapshot.namespace,
+                candidates: &plan.candidates,
+                excluded: &excluded,
+                least_busy: compiled.strategy == Strategy::LeastBusy,
+                session: session.as_ref(),
+                estimated_tokens: call.estimated_tokens,
+                lease_ttl,
+            })
+            .await?;
+        let lease = match admission {
+            Admission::Admitted(lease) => lease,
+            Admission::Unavailable { retry_after } => {
+                return Err(match last {
+                    Some((account, err)) if err.class() != Some(FailureClass::RateLimited) => {
+                        ProxyError::UpstreamFailed {
+                            attempts,
+                            account,
+                            last: err,
+                        }
+                    }
+                    _ => ProxyError::AllBusy {
+                        model: call.model,
+                        retry_after,
+                    },
+                });
+            }
+        };
+        attempts += 1;
+        let index = lease.index;
+        let candidate = plan.candidates[index].clone();
+        let member = plan.members[index];
+        let account = candidate.account.clone();
+        let guard = LeaseGuard::new(
+            app.clone(),
+            snapshot.namespace.clone(),
+            candidate.clone(),
+            lease,
+            session.clone(),
+        );
+
+        let body = if *candidate.model == *call.model {
+            call.body.clone()
+        } else {
+            Bytes::from(json::replace_string(
+                &call.body,
+                call.model_span.clone(),
+                &candidate.model,
+            ))
+        };
+        let started = Instant::now();
+        match attempt::send(
+            member,
+            body,
+            call.stream,
+            retry,
+            app.settings.max_response_bytes,
+        )
+        .await
+        {
+            Ok(reply) => {
+                app.metrics
+                    .attempts
+                    .with_label_values(&[compiled.name.as_str(), &*account, "ok"])
+                    .inc();
+                app.metrics
+                    .first_byte_seconds
+                    .with_label_values(&[&account])
+                    .observe(started.elapsed().as_secs_f64());
+                let response = respond(app, reply, guard, started, call.estimated_tokens).await;
+                let status = response.status();
+                app.metrics
+                    .requests
+                    .with_label_values(&[compiled.name.as_str(), &*account, status.as_str()])
+                    .inc();
+                tracing::info!(route = %compiled.name, account = %account, attempts, status = status.as_u16(), "served");
+                return Ok(response);
+            }
+            Err(err) => {
+                app.metrics
+                    .attempts
+                    .with_label_values(&[compiled.name.as_str(), &*account, err.label()])
+                    .inc();
+                tracing::warn!(route = %compiled.name, account = %account, attempt = attempts, error = %err, "attempt failed");
+                guard.finish(err.outcome(&compiled.cooldown), None).await;
+                let rotates = err.class().is_some_and(|c| retry.rotate_on.contains(&c));
+                if !rotates {
+                    let response = pass_on(err, &account, attempts)?;
+                    app.metrics
+                        .requests
+                        .with_label_values(&[
+                            compiled.name.as_str(),
+                            &*account,
+                            response.status().as_str(),
+                        ])
+                        .inc();
+                    return Ok(response);
+                }
+                excluded.push(index);
+                last = Some((account.to_string(), err));
+            }
+        }
+    }
+    Err(match last {
+        Some((account, err)) => ProxyError::UpstreamFailed {
+            attempts,
+            account,
+            last: err,
+        },
+        None => ProxyError::AllBusy {
+            model: call.model,
+            retry_after: Duration::from_secs(1),
+        },
+    })
+}
+
+/// Builds the client response from a good reply.
+async fn respond(
+    app: &Arc<App>,
+    reply: Reply,
+    guard: LeaseGuard,
+    started: Instant,
+    estimate: u64,
+) -> Response {
+    match reply {
+        Reply::Whole {
+            status,
+            content_type,
+            body,
+            usage,
+            exhausted,
+        } => {
+            app.metrics
+                .upstream_seconds
+                .with_label_values(&[guard.account()])
+                .observe(started.elapsed().as_secs_f64());
+            let tokens = usage.map(|u| u.total()).unwrap_or(estimate);
+            guard
+                .finish(
+                    Outcome::Success {
+                        exhausted_for: exhausted,
+                    },
+                    Some(tokens),
+                )
+                .await;
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            let ct = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            response
+        }
+        Reply::Stream(committed) => {
+            let status = committed.status;
+            let relay = relay::Relay::new(committed, guard, app.clone(), started, estimate);
+            let mut response = Response::new(Body::from_stream(relay.into_stream()));
+            *response.status_mut() = status;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    }
+}
+
+/// A failure that another account would not fix, handed to the client: the
+/// upstream's own error (same protocol) for request errors, the gateway's
+/// error for everything else (never an upstream auth body: it may echo part
+/// of a key).
+fn pass_on(err: AttemptError, account: &str, attempts: u32) -> Result<Response, ProxyError> {
+    match err {
+        AttemptError::Status { status, .. } if matches!(status.as_u16(), 401..=403) => {
+            Err(ProxyError::UpstreamAuth {
+                account: account.to_owned(),
+                status,
+            })
+        }
+        AttemptError::Status { status, body, .. }
+            if status != StatusCode::TOO_MANY_REQUESTS || !body.is_empty() =>
+        {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        other => Err(ProxyError::UpstreamFailed {
+            attempts,
+            account: account.to_owned(),
+            last: other,
+        }),
+    }
+}

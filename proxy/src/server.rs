@@ -1,0 +1,173 @@
+//! Startup, serving and graceful shutdown.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::app::{App, ClientKeys, Settings};
+use crate::cli::Args;
+use crate::config::dir;
+use crate::ingress;
+use crate::metrics::Metrics;
+use crate::snapshot::{Shared, Snapshot, SnapshotStore};
+use crate::state::MemoryStore;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Neither --config nor --kube.
+    #[error("give --config DIR (local mode) or --kube (cluster mode)")]
+    NoSource,
+    /// Cluster mode is not in this build.
+    #[error("--kube (cluster mode) is not part of this build yet; use --config DIR")]
+    KubeUnsupported,
+    /// The config directory could not be read.
+    #[error(transparent)]
+    Dir(#[from] dir::DirError),
+    /// The configuration has errors; each is listed.
+    #[error("the configuration has {} error(s):\n{}", .0.len(), .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// The client key file could not be read.
+    #[error("cannot read the API key file {path}: {source}")]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the proxy until SIGTERM/SIGINT and the grace period.
+pub async fn run(args: Args) -> Result<(), StartError> {
+    if args.kube {
+        return Err(StartError::KubeUnsupported);
+    }
+    let config_dir = args.config.clone().ok_or(StartError::NoSource)?;
+    let contents = dir::read(&config_dir)?;
+    let compiled = dir::compile(&contents);
+    if compiled.has_errors() {
+        return Err(StartError::Invalid(
+            compiled.errors().map(ToString::to_string).collect(),
+        ));
+    }
+    for d in &compiled.diagnostics {
+        tracing::warn!(problem = %d, "config warning");
+    }
+
+    let mut keys: Vec<String> = args.api_keys.clone();
+    if let Some(path) = &args.api_keys_file {
+        let text = std::fs::read_to_string(path).map_err(|source| StartError::KeyFile {
+            path: path.clone(),
+            source,
+        })?;
+        keys.extend(text.lines().map(str::to_owned));
+    }
+    let settings = Settings {
+        max_body_bytes: args.max_body_bytes,
+        max_json_depth: args.max_json_depth.max(2),
+        max_response_bytes: args.max_response_bytes,
+        client_keys: ClientKeys::new(keys.iter().map(String::as_str)),
+    };
+    let shared = Shared::default();
+    let snapshot = Snapshot::build(&compiled, &args.namespace, 1, &shared);
+    let metrics = Metrics::new()?;
+    metrics.config_generation.set(1);
+    let store = Arc::new(MemoryStore::new(args.max_sessions));
+    let app = Arc::new(App::new(
+        SnapshotStore::new(snapshot),
+        shared,
+        store,
+        metrics,
+        settings,
+    ));
+
+    tokio::spawn(dir::watch(
+        app.clone(),
+        config_dir,
+        args.namespace.clone(),
+        contents.digest,
+        args.watch_interval,
+    ));
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    if let Some(admin) = args.admin_listen {
+        let admin_listener = TcpListener::bind(admin)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: admin,
+                source,
+            })?;
+        let router = ingress::admin_router(app.clone());
+        tokio::spawn(async move { axum::serve(admin_listener, router).await });
+    }
+    tracing::info!(
+        addr = %addr,
+        routes = compiled.table.routes.len(),
+        accounts = compiled.table.accounts.len(),
+        client_auth = app.settings.client_keys.enabled(),
+        "listening"
+    );
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let drain_app = app.clone();
+    let server = axum::serve(listener, ingress::router(app)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        drain_app.start_draining();
+        tracing::info!("shutting down: no new connections, finishing open requests");
+        let _ = stop_tx.send(true);
+    });
+    let grace = args.shutdown_grace;
+    tokio::select! {
+        result = server => result.map_err(StartError::Serve),
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining streams");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,469 @@
+//! The in-memory store: one process's view, used in local mode and as the
+//! reference behaviour for the shared store. One mutex, never held across an
+//! `.await`; every operation is a short, bounded critical section.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{
+    AccountView, Admission, AdmitRequest, Candidate, Completion, Lease, Outcome, StateError,
+    StateStore,
+};
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Answer when an account is full but no time can be named (concurrency).
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// In-process state store.
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    max_sessions: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_lease: u64,
+    accounts: HashMap<String, AccountState>,
+    cooldowns: HashMap<String, Cooldown>,
+    sessions: HashMap<String, Binding>,
+}
+
+#[derive(Default)]
+struct AccountState {
+    leases: HashMap<u64, Instant>,
+    requests: VecDeque<Instant>,
+    tokens: VecDeque<TokenEntry>,
+    day: u64,
+    day_tokens: u64,
+}
+
+struct TokenEntry {
+    at: Instant,
+    tokens: u64,
+    lease: u64,
+}
+
+struct Cooldown {
+    until: Instant,
+    /// After `until`, one probe must succeed before full traffic resumes.
+    probe_after: bool,
+    /// Account-wide blocks hold only while the credential is unchanged.
+    fingerprint: Option<Arc<str>>,
+    probe: Option<(u64, Instant)>,
+}
+
+struct Binding {
+    account: Arc<str>,
+    expires: Instant,
+}
+
+enum Check {
+    Available { probe_scopes: Vec<String> },
+    Blocked(Duration),
+}
+
+impl MemoryStore {
+    /// A store that keeps at most `max_sessions` session bindings.
+    pub fn new(max_sessions: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_sessions: max_sessions.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn account_key(ns: &str, account: &str) -> String {
+    format!("{ns}/{account}")
+}
+
+/// The cooldown records that apply to a candidate: account-wide, (account,
+/// model), and (project, model).
+fn scopes(ns: &str, c: &Candidate) -> Vec<String> {
+    let mut v = vec![
+        format!("a/{ns}/{}", c.account),
+        format!("m/{ns}/{}/{}", c.account, c.model),
+    ];
+    if let Some(p) = &c.project {
+        v.push(format!("p/{ns}/{p}/{}", c.model));
+    }
+    v
+}
+
+fn utc_day() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0)
+}
+
+fn until_next_utc_day() -> Duration {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Duration::from_secs(86_400 - secs % 86_400)
+}
+
+impl Inner {
+    fn check(&mut self, ns: &str, c: &Candidate, estimate: u64, now: Instant) -> Check {
+        let mut probe_scopes = Vec::new();
+        let mut wait = Duration::ZERO;
+        for scope in scopes(ns, c) {
+            let Some(cd) = self.cooldowns.get_mut(&scope) else {
+                continue;
+            };
+            if cd.fingerprint.as_ref().is_some_and(|f| *f != c.fingerprint) {
+                // the credential changed: the block no longer applies
+                self.cooldowns.remove(&scope);
+                continue;
+            }
+            if now < cd.until {
+                wait = wait.max(cd.until - now);
+            } else if cd.probe_after {
+                match cd.probe {
+                    Some((_, expires)) if expires > now => wait = wait.max(BUSY_RETRY),
+                    _ => probe_scopes.push(scope),
+                }
+            } else {
+                self.cooldowns.remove(&scope);
+            }
+        }
+        if !wait.is_zero() {
+            return Check::Blocked(wait);
+        }
+
+        let acct = self
+            .accounts
+            .entry(account_key(ns, &c.account))
+            .or_default();
+        acct.leases.retain(|_, expires| *expires > now);
+        let horizon = now.checked_sub(WINDOW);
+        let expired = |at: Instant| horizon.is_some_and(|h| at <= h);
+        while acct.requests.front().is_some_and(|&at| expired(at)) {
+            acct.requests.pop_front();
+        }
+        while acct.tokens.front().is_some_and(|e| expired(e.at)) {
+            acct.tokens.pop_front();
+        }
+        let limits = &c.limits;
+        if let Some(max) = limits.max_concurrency
+            && acct.leases.len() >= max as usize
+        {
+            return Check::Blocked(BUSY_RETRY);
+        }
+        if let Some(rpm) = limits.requests_per_minute
+            && acct.requests.len() >= rpm as usize
+        {
+            let oldest = acct.requests.front().copied().unwrap_or(now);
+            return Check::Blocked((oldest + WINDOW).saturating_duration_since(now));
+        }
+        if let Some(tpm) = limits.tokens_per_minute {
+            let used: u64 = acct.tokens.iter().map(|e| e.tokens).sum();
+            if used > 0 && used.saturating_add(estimate) > tpm {
+                let oldest = acct.tokens.front().map(|e| e.at).unwrap_or(now);
+                return Check::Blocked((oldest + WINDOW).saturating_duration_since(now));
+            }
+        }
+        if let Some(daily) = limits.daily_tokens {
+            let today = utc_day();
+            if acct.day != today {
+                acct.day = today;
+                acct.day_tokens = 0;
+            }
+            if acct.day_tokens > 0 && acct.day_tokens.saturating_add(estimate) > daily {
+                return Check::Blocked(until_next_utc_day());
+            }
+        }
+        Check::Available { probe_scopes }
+    }
+
+    fn take(
+        &mut self,
+        ns: &str,
+        c: &Candidate,
+        estimate: u64,
+        lease_ttl: Duration,
+        now: Instant,
+    ) -> u64 {
+        self.next_lease += 1;
+        let id = self.next_lease;
+        let acct = self
+            .accounts
+            .entry(account_key(ns, &c.account))
+            .or_default();
+        acct.leases.insert(id, now + lease_ttl);
+        acct.requests.push_back(now);
+        if c.limits.tokens_per_minute.is_some() {
+            acct.tokens.push_back(TokenEntry {
+                at: now,
+                tokens: estimate,
+                lease: id,
+            });
+        }
+        if c.limits.daily_tokens.is_some() {
+            acct.day_tokens = acct.day_tokens.saturating_add(estimate);
+        }
+        id
+    }
+
+    fn bound_account(&mut self, ns: &str, key: &str, now: Instant) -> Option<Arc<str>> {
+        let full = format!("{ns}/{key}");
+        match self.sessions.get(&full) {
+            Some(b) if b.expires > now => Some(b.account.clone()),
+            Some(_) => {
+                self.sessions.remove(&full);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn bind(
+        &mut self,
+        ns: &str,
+        key: &str,
+        account: Arc<str>,
+        expires: Instant,
+        max: usize,
+        now: Instant,
+    ) {
+        let full = format!("{ns}/{key}");
+        if !self.sessions.contains_key(&full) && self.sessions.len() >= max {
+            self.sessions.retain(|_, b| b.expires > now);
+            if self.sessions.len() >= max {
+                // still full of live sessions: drop the oldest tenth
+                let mut by_age: Vec<(Instant, String)> = self
+                    .sessions
+                    .iter()
+                    .map(|(k, b)| (b.expires, k.clone()))
+                    .collect();
+                by_age.sort();
+                for (_, k) in by_age.into_iter().take(max / 10 + 1) {
+                    self.sessions.remove(&k);
+                }
+            }
+        }
+        self.sessions.insert(full, Binding { account, expires });
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError> {
+        let now = Instant::now();
+        let ns = req.namespace;
+        let mut inner = self.lock();
+        let bound = match req.session {
+            Some(s) => inner.bound_account(ns, &s.key, now),
+            None => None,
+        };
+        let mut earliest: Option<Duration> = None;
+        let mut start = 0;
+        while start < req.candidates.len() {
+            let tier = req.candidates[start].tier;
+            let end = req.candidates[start..]
+                .iter()
+                .position(|c| c.tier != tier)
+                .map_or(req.candidates.len(), |n| start + n);
+            let mut available = Vec::new();
+            for idx in start..end {
+                let c = &req.candidates[idx];
+                match inner.check(ns, c, req.estimated_tokens, now) {
+                    Check::Available { .. } if req.excluded.contains(&idx) => {
+                        earliest = Some(earliest.map_or(BUSY_RETRY, |e| e.min(BUSY_RETRY)));
+                    }
+                    Check::Available { probe_scopes } => available.push((idx, probe_scopes)),
+                    Check::Blocked(wait) => earliest = Some(earliest.map_or(wait, |e| e.min(wait))),
+                }
+            }
+            if !available.is_empty() {
+                if req.least_busy {
+                    let busy = |idx: usize| {
+                        let key = account_key(ns, &req.candidates[idx].account);
+                        inner.accounts.get(&key).map_or(0, |a| a.leases.len())
+                    };
+                    available.sort_by_key(|(idx, _)| busy(*idx));
+                }
+                let pick = bound
+                    .as_ref()
+                    .and_then(|b| {
+                        available
+                            .iter()
+                            .position(|(idx, _)| req.candidates[*idx].account == *b)
+                    })
+                    .unwrap_or(0);
+                let (index, probe_scopes) = available.swap_remove(pick);
+                let c = &req.candidates[index];
+                let id = inner.take(ns, c, req.estimated_tokens, req.lease_ttl, now);
+                for scope in &probe_scopes {
+                    if let Some(cd) = inner.cooldowns.get_mut(scope) {
+                        cd.probe = Some((id, now + req.lease_ttl));
+                    }
+                }
+                if let (Some(s), Some(b)) = (req.session, bound)
+                    && b == c.account
+                {
+                    inner.bind(ns, &s.key, b, now + s.ttl, self.max_sessions, now);
+                }
+                return Ok(Admission::Admitted(Lease {
+                    id,
+                    index,
+                    probe: !probe_scopes.is_empty(),
+                    reserved_tokens: req.estimated_tokens,
+                }));
+            }
+            start = end;
+        }
+        Ok(Admission::Unavailable {
+            retry_after: earliest.unwrap_or(BUSY_RETRY).max(Duration::from_millis(1)),
+        })
+    }
+
+    async fn complete(&self, done: &Completion<'_>) -> Result<(), StateError> {
+        let now = Instant::now();
+        let ns = done.namespace;
+        let c = done.candidate;
+        let lease = done.lease;
+        let mut inner = self.lock();
+        if let Some(acct) = inner.accounts.get_mut(&account_key(ns, &c.account)) {
+            acct.leases.remove(&lease.id);
+            if let Some(used) = done.tokens_used {
+                if let Some(e) = acct.tokens.iter_mut().find(|e| e.lease == lease.id) {
+                    e.tokens = used;
+                }
+                if c.limits.daily_tokens.is_some() {
+                    acct.day_tokens = acct
+                        .day_tokens
+                        .saturating_sub(lease.reserved_tokens)
+                        .saturating_add(used);
+                }
+            }
+        }
+        let scopes = scopes(ns, c);
+        match &done.outcome {
+            Outcome::Success { exhausted_for } => {
+                for scope in &scopes {
+                    let passed = inner.cooldowns.get(scope).is_some_and(|cd| {
+                        cd.until <= now
+                            && cd
+                                .probe
+                                .is_none_or(|(id, exp)| id == lease.id || exp <= now)
+                    });
+                    if passed {
+                        inner.cooldowns.remove(scope);
+                    }
+                }
+                if let Some(rest) = exhausted_for {
+                    set_cooldown(&mut inner, &scopes[1], now + *rest, false, None);
+                }
+                if let Some(s) = done.session {
+                    inner.bind(
+                        ns,
+                        &s.key,
+                        c.account.clone(),
+                        now + s.ttl,
+                        self.max_sessions,
+                        now,
+                    );
+                }
+            }
+            Outcome::RateLimited { cooldown } => {
+                for scope in &scopes[1..] {
+                    set_cooldown(&mut inner, scope, now + *cooldown, true, None);
+                }
+            }
+            Outcome::AccountBlocked { recheck } => {
+                let fp = Some(c.fingerprint.clone());
+                set_cooldown(&mut inner, &scopes[0], now + *recheck, true, fp);
+            }
+            Outcome::Failed | Outcome::Cancelled => {
+                for scope in &scopes {
+                    if let Some(cd) = inner.cooldowns.get_mut(scope)
+                        && cd.probe.is_some_and(|(id, _)| id == lease.id)
+                    {
+                        cd.probe = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn view(
+        &self,
+        namespace: &str,
+        accounts: &[Arc<str>],
+    ) -> Result<Vec<AccountView>, StateError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        Ok(accounts
+            .iter()
+            .map(|name| {
+                let in_flight = inner
+                    .accounts
+                    .get(&account_key(namespace, name))
+                    .map_or(0, |a| {
+                        a.leases.values().filter(|e| **e > now).count() as u64
+                    });
+                let account_wide = format!("a/{namespace}/{name}");
+                let per_model = format!("m/{namespace}/{name}/");
+                let mut cooling: Option<Duration> = None;
+                let mut blocked = false;
+                for (k, cd) in &inner.cooldowns {
+                    if cd.until > now && (*k == account_wide || k.starts_with(&per_model)) {
+                        let left = cd.until - now;
+                        cooling = Some(cooling.map_or(left, |c| c.max(left)));
+                        blocked |= *k == account_wide;
+                    }
+                }
+                AccountView {
+                    in_flight,
+                    cooling_for: cooling,
+                    blocked,
+                }
+            })
+            .collect())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// Sets or extends a cooldown; a shorter new hint never shortens a longer one.
+fn set_cooldown(
+    inner: &mut Inner,
+    scope: &str,
+    until: Instant,
+    probe_after: bool,
+    fingerprint: Option<Arc<str>>,
+) {
+    match inner.cooldowns.get_mut(scope) {
+        Some(cd) if cd.until >= until && cd.fingerprint == fingerprint => {
+            cd.probe = None;
+            cd.probe_after |= probe_after;
+        }
+        _ => {
+            inner.cooldowns.insert(
+                scope.to_owned(),
+                Cooldown {
+                    until,
+                    probe_after,
+                    fingerprint,
+                    probe: None,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

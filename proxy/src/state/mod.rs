@@ -1,0 +1,170 @@
+//! Long-lived shared state: cooldowns, rate windows, in-flight leases and
+//! session bindings. It lives outside the configuration snapshot, so a reload
+//! never resets it.
+//!
+//! The trait is shaped for a shared store: a request costs one `admit` call
+//! (check and take capacity atomically, read and refresh the session) and one
+//! `complete` call (release, reconcile usage, record the outcome).
+
+mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use llmpool_crds::table::CompiledLimits;
+
+pub use memory::MemoryStore;
+
+/// One account a request may go to, in strategy order.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Account name.
+    pub account: Arc<str>,
+    /// Tier index; lower tiers are tried first.
+    pub tier: usize,
+    /// Upstream model name: rate-limit cooldowns are per (account, model).
+    pub model: Arc<str>,
+    /// Accounts sharing a project share cooldowns.
+    pub project: Option<Arc<str>>,
+    /// Limits to enforce.
+    pub limits: CompiledLimits,
+    /// Fingerprint of the current credential.
+    pub fingerprint: Arc<str>,
+}
+
+/// A session key and its sliding lifetime.
+#[derive(Clone, Debug)]
+pub struct SessionRef {
+    /// Opaque key.
+    pub key: String,
+    /// Sliding lifetime.
+    pub ttl: Duration,
+}
+
+/// An admission request.
+#[derive(Clone, Debug)]
+pub struct AdmitRequest<'a> {
+    /// Namespace, the key prefix of every record.
+    pub namespace: &'a str,
+    /// All candidates in strategy order.
+    pub candidates: &'a [Candidate],
+    /// Indexes into `candidates` already tried by this request.
+    pub excluded: &'a [usize],
+    /// Inside a tier, prefer the account with the fewest requests in flight.
+    pub least_busy: bool,
+    /// Keep the session on its bound account when that is possible.
+    pub session: Option<&'a SessionRef>,
+    /// Tokens to reserve against token windows.
+    pub estimated_tokens: u64,
+    /// A lease not completed within this time is released by itself.
+    pub lease_ttl: Duration,
+}
+
+/// The answer to an admission request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Capacity was taken on `candidates[index]`.
+    Admitted(Lease),
+    /// Nothing is available; the earliest time something frees up.
+    Unavailable {
+        /// How long until a candidate may be available again.
+        retry_after: Duration,
+    },
+}
+
+/// Capacity taken on one account for one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Unique per store.
+    pub id: u64,
+    /// Index of the chosen candidate.
+    pub index: usize,
+    /// This attempt is the one probe after a cooldown.
+    pub probe: bool,
+    /// Tokens reserved.
+    pub reserved_tokens: u64,
+}
+
+/// How an attempt ended, as far as shared state cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served. `exhausted_for` is set when the provider said the account's
+    /// remaining budget is zero until the given reset.
+    Success {
+        /// Rest the (account, model) pair this long.
+        exhausted_for: Option<Duration>,
+    },
+    /// HTTP 429: cool the (account, model) and (project, model) pairs.
+    RateLimited {
+        /// How long.
+        cooldown: Duration,
+    },
+    /// 401/403/exhausted quota: block the whole account until its credential
+    /// changes, re-probing after `recheck`.
+    AccountBlocked {
+        /// When to probe again with the same credential.
+        recheck: Duration,
+    },
+    /// 5xx, connect errors, timeouts, broken streams.
+    Failed,
+    /// The client went away or the attempt was abandoned: release only.
+    Cancelled,
+}
+
+/// The end of an attempt.
+#[derive(Clone, Debug)]
+pub struct Completion<'a> {
+    /// Namespace.
+    pub namespace: &'a str,
+    /// The lease being returned.
+    pub lease: &'a Lease,
+    /// The candidate it was taken on.
+    pub candidate: &'a Candidate,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Tokens really used, when known.
+    pub tokens_used: Option<u64>,
+    /// Bind this session to the account that served.
+    pub session: Option<&'a SessionRef>,
+}
+
+/// What metrics and status show about one account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountView {
+    /// Requests in flight.
+    pub in_flight: u64,
+    /// Time left on the longest cooldown touching the account (any model).
+    pub cooling_for: Option<Duration>,
+    /// Blocked account-wide (bad credentials or quota).
+    pub blocked: bool,
+}
+
+/// A failure of the store itself (never of an account).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The shared store did not answer in time or at all.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The shared-state store.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// Picks the first available candidate (in strategy order, tier by tier)
+    /// and takes capacity on it, or says when something frees up.
+    async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError>;
+
+    /// Releases a lease and records the outcome and usage.
+    async fn complete(&self, done: &Completion<'_>) -> Result<(), StateError>;
+
+    /// Current view of the named accounts, for metrics and status.
+    async fn view(
+        &self,
+        namespace: &str,
+        accounts: &[Arc<str>],
+    ) -> Result<Vec<AccountView>, StateError>;
+
+    /// A short name for /readyz and logs ("memory", "redis").
+    fn kind(&self) -> &'static str;
+}

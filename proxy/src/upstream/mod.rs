@@ -1,0 +1,63 @@
+//! Provider clients: hosts, paths and auth. Small on purpose; the pipeline
+//! decides what to send and what an answer means.
+
+pub mod clients;
+pub mod error;
+pub mod hints;
+
+use http::{HeaderName, HeaderValue};
+use llmpool_crds::{CompiledAccount, Provider};
+
+/// What the gateway needs to call one account, built once per snapshot.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Full URL of the chat endpoint.
+    pub chat_url: String,
+    /// Headers for every request: auth (marked sensitive) and the account's extras.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Why an account's endpoint could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// A configured header does not fit HTTP.
+    #[error("header {0} is not valid HTTP")]
+    Header(String),
+    /// The credential contains bytes HTTP headers cannot carry.
+    #[error("the credential cannot be sent in an HTTP header")]
+    Credential,
+}
+
+impl Endpoint {
+    /// Builds the endpoint for an account and its key.
+    pub fn new(account: &CompiledAccount, key: Option<&str>) -> Result<Self, EndpointError> {
+        let chat_url = match account.provider {
+            Provider::Openai | Provider::OpenaiCompatible => {
+                format!("{}/chat/completions", account.base_url)
+            }
+            Provider::Anthropic => format!("{}/v1/messages", account.base_url),
+            Provider::Gemini => format!("{}/v1beta/models", account.base_url),
+        };
+        let mut headers = Vec::new();
+        for (k, v) in &account.headers {
+            let name =
+                HeaderName::try_from(k.as_str()).map_err(|_| EndpointError::Header(k.clone()))?;
+            let value =
+                HeaderValue::try_from(v.as_str()).map_err(|_| EndpointError::Header(k.clone()))?;
+            headers.push((name, value));
+        }
+        if let Some(key) = key {
+            let (name, text) = match account.provider {
+                Provider::Openai | Provider::OpenaiCompatible => {
+                    (http::header::AUTHORIZATION, format!("Bearer {key}"))
+                }
+                Provider::Anthropic => (HeaderName::from_static("x-api-key"), key.to_owned()),
+                Provider::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_owned()),
+            };
+            let mut value = HeaderValue::try_from(text).map_err(|_| EndpointError::Credential)?;
+            value.set_sensitive(true);
+            headers.push((name, value));
+        }
+        Ok(Self { chat_url, headers })
+    }
+}
