@@ -1,1 +1,5 @@
+//! Test parts for llmpool: a mock LLM provider with scripted faults, and a
+//! harness that starts the real `llmpool-proxy` binary as a process.
 
+pub mod harness;
+pub mod mock;

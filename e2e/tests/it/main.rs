@@ -1,1 +1,11 @@
+//! End-to-end tests: the real `llmpool-proxy` binary as a process, mock
+//! providers on loopback, everything observed over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_input;
+mod common;
+mod observability;
+mod pooling;
+mod reload;
+mod resilience;
+mod sdk;

@@ -1,0 +1,227 @@
+//! Starts the real `llmpool-proxy` binary as a process against a config
+//! directory, waits until it listens, and keeps its log lines.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Where the proxy binary is: next to the running test or bench executable's
+/// `deps/` directory, i.e. `target/<profile>/llmpool-proxy`, or
+/// `LLMPOOL_PROXY_BIN` when set.
+pub fn proxy_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("LLMPOOL_PROXY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    profile_dir.join("llmpool-proxy")
+}
+
+/// A directory of YAML the proxy reads.
+pub struct ConfigDir {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    /// An empty directory.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes (or replaces, atomically by rename) one file.
+    pub fn write(&self, name: &str, yaml: &str) -> std::io::Result<()> {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, yaml)?;
+        std::fs::rename(tmp, self.dir.path().join(name))
+    }
+}
+
+/// YAML for a Secret holding `keys` (name → value).
+pub fn secret(name: &str, keys: &[(&str, &str)]) -> String {
+    let data: Vec<String> = keys
+        .iter()
+        .map(|(k, v)| format!("  {k}: {}", yaml_str(v)))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n{}\n",
+        data.join("\n")
+    )
+}
+
+/// YAML for an openai-compatible LlmAccount whose key is `key` in Secret
+/// `keys`; `extra` is more spec lines, indented by two spaces.
+pub fn account(name: &str, base_url: &str, key: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: llmpool.dev/v1alpha1\nkind: LlmAccount\nmetadata:\n  name: {name}\nspec:\n  provider: openai-compatible\n  baseUrl: {base_url}\n  credentials:\n    secretRef: {{name: keys, key: {key}}}\n{extra}"
+    )
+}
+
+/// YAML for a ModelRoute; `spec` is the spec body, indented by two spaces.
+pub fn route(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: llmpool.dev/v1alpha1\nkind: ModelRoute\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+/// Joins documents into one multi-document file.
+pub fn docs(parts: &[String]) -> String {
+    parts.join("\n---\n")
+}
+
+fn yaml_str(v: &str) -> String {
+    serde_json::Value::from(v).to_string()
+}
+
+/// A running proxy process; killed on drop.
+pub struct ProxyProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// The proxy did not start.
+#[derive(Debug)]
+pub struct StartFailure {
+    /// Exit status, if it exited.
+    pub status: Option<std::process::ExitStatus>,
+    /// Everything it wrote to stdout and stderr.
+    pub output: String,
+}
+
+impl ProxyProcess {
+    /// Starts the proxy on `config` with extra flags and environment.
+    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
+        let bin = proxy_binary();
+        assert!(
+            bin.exists(),
+            "{} not found: build it first (`cargo build --workspace --bins`, as scripts/test.sh does)",
+            bin.display()
+        );
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--watch-interval", "200ms"])
+            .args(args)
+            .env("LLMPOOL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| StartFailure {
+            status: None,
+            output: e.to_string(),
+        })?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    logs.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let addr = logs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .find(|l| l.contains("\"message\":\"listening\""))
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .and_then(|v| v.get("addr")?.as_str()?.parse().ok());
+            if let Some(addr) = addr {
+                return Ok(Self { child, addr, logs });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                let output = logs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .join("\n");
+                return Err(StartFailure {
+                    status: Some(status),
+                    output,
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let output = logs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .join("\n");
+                return Err(StartFailure {
+                    status: None,
+                    output,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Log lines so far (stdout and stderr).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends SIGTERM (graceful shutdown) and waits up to `wait` for exit.
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

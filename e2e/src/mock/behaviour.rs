@@ -1,0 +1,155 @@
+//! What the mock does for a request, chosen by the API key it carries.
+//!
+//! A key is `label` or `label?param=value&param=value`. The label names the
+//! account in replies ("mock reply from label"); the parameters script it:
+//!
+//! | param | meaning |
+//! |---|---|
+//! | `status=429` | answer with this HTTP status and an OpenAI error body |
+//! | `retry_after=2` | `Retry-After` value sent with an error status |
+//! | `code=insufficient_quota` | `error.code` / `error.type` of the error body |
+//! | `fault=cut` | stream: stop after `after` content chunks, then drop the connection |
+//! | `fault=reset` | close the connection without answering |
+//! | `fault=hang` | never answer |
+//! | `fault=empty` | stream: 200, then end without any event |
+//! | `fault=error_event` | stream: 200, then an error event first |
+//! | `after=2` | content chunks sent before a `cut` |
+//! | `times=N` | status/fault apply to the first N requests only, then normal |
+//! | `latency_ms=50` | wait before answering |
+//! | `chunk_ms=20` | wait between stream chunks |
+//! | `chunks=3` | number of content chunks in a stream |
+//! | `remaining=0&reset=2s` | send `x-ratelimit-remaining-requests`/`-reset-requests` |
+
+use std::time::Duration;
+
+/// A scripted fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Stop a stream after some content and drop the connection.
+    Cut,
+    /// Close the connection without an answer.
+    Reset,
+    /// Never answer.
+    Hang,
+    /// A 200 stream with no events.
+    Empty,
+    /// A 200 stream whose first event is an error.
+    ErrorEvent,
+}
+
+/// The script for one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Label used in replies.
+    pub label: String,
+    /// HTTP status (200 = normal).
+    pub status: u16,
+    /// Retry-After header with error statuses.
+    pub retry_after: Option<String>,
+    /// Error code in error bodies.
+    pub code: Option<String>,
+    /// Scripted fault.
+    pub fault: Option<Fault>,
+    /// Content chunks before a cut.
+    pub after: usize,
+    /// Status/fault apply to this many requests, then normal answers.
+    pub times: Option<u64>,
+    /// Delay before answering.
+    pub latency: Duration,
+    /// Delay between stream chunks.
+    pub chunk_delay: Duration,
+    /// Content chunks per stream.
+    pub chunks: usize,
+    /// x-ratelimit-remaining-requests value.
+    pub remaining: Option<u64>,
+    /// x-ratelimit-reset-requests value.
+    pub reset: Option<String>,
+}
+
+impl Behaviour {
+    /// Parses a key; unknown parameters are ignored.
+    pub fn from_key(key: &str) -> Self {
+        let (label, params) = key.split_once('?').unwrap_or((key, ""));
+        let mut b = Behaviour {
+            label: label.to_owned(),
+            status: 200,
+            retry_after: None,
+            code: None,
+            fault: None,
+            after: 1,
+            times: None,
+            latency: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+            chunks: 3,
+            remaining: None,
+            reset: None,
+        };
+        for pair in params.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let num = || v.parse::<u64>().ok();
+            match k {
+                "status" => b.status = v.parse().unwrap_or(200),
+                "retry_after" => b.retry_after = Some(v.to_owned()),
+                "code" => b.code = Some(v.to_owned()),
+                "fault" => {
+                    b.fault = match v {
+                        "cut" => Some(Fault::Cut),
+                        "reset" => Some(Fault::Reset),
+                        "hang" => Some(Fault::Hang),
+                        "empty" => Some(Fault::Empty),
+                        "error_event" => Some(Fault::ErrorEvent),
+                        _ => None,
+                    }
+                }
+                "after" => b.after = num().unwrap_or(1) as usize,
+                "times" => b.times = num(),
+                "latency_ms" => b.latency = Duration::from_millis(num().unwrap_or(0)),
+                "chunk_ms" => b.chunk_delay = Duration::from_millis(num().unwrap_or(0)),
+                "chunks" => b.chunks = num().unwrap_or(3).max(1) as usize,
+                "remaining" => b.remaining = num(),
+                "reset" => b.reset = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        b
+    }
+
+    /// The behaviour for the n-th request (1-based) with this key.
+    pub fn for_request(&self, n: u64) -> Behaviour {
+        match self.times {
+            Some(times) if n > times => Behaviour {
+                status: 200,
+                fault: None,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_script_the_mock() {
+        let b = Behaviour::from_key("acct-a?status=429&retry_after=2&times=1");
+        assert_eq!(
+            (b.label.as_str(), b.status, b.retry_after.as_deref()),
+            ("acct-a", 429, Some("2"))
+        );
+        assert_eq!(b.for_request(1).status, 429);
+        assert_eq!(b.for_request(2).status, 200);
+        assert_eq!(
+            Behaviour::from_key("x?fault=cut&after=2").fault,
+            Some(Fault::Cut)
+        );
+        assert_eq!(
+            Behaviour::from_key("plain"),
+            Behaviour {
+                label: "plain".into(),
+                ..Behaviour::from_key("plain?")
+            }
+        );
+    }
+}

@@ -1,0 +1,169 @@
+use std::time::Duration;
+
+use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
+use llmpool_e2e::mock::MockProvider;
+use serde_json::{Value, json};
+
+/// A mock, a config dir and a proxy serving it.
+pub struct Env {
+    pub mock: MockProvider,
+    pub dir: ConfigDir,
+    pub proxy: ProxyProcess,
+    pub http: reqwest::Client,
+}
+
+/// Account lines: (name, mock key, extra spec lines).
+pub type Acct<'a> = (&'a str, &'a str, &'a str);
+
+impl Env {
+    /// Starts a mock and a proxy with `accounts` and one route `spec` for
+    /// model `gpt-test` (and the `*-test` glob).
+    pub async fn start(accounts: &[Acct<'_>], route_spec: &str) -> Env {
+        Self::start_with(accounts, route_spec, &[], &[]).await
+    }
+
+    pub async fn start_with(
+        accounts: &[Acct<'_>],
+        route_spec: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Env {
+        let mock = MockProvider::start().await.unwrap();
+        let dir = ConfigDir::new().unwrap();
+        write_config(&dir, &mock, accounts, route_spec);
+        let proxy = ProxyProcess::start(dir.path(), args, env)
+            .unwrap_or_else(|f| panic!("proxy did not start: {f:?}"));
+        Env {
+            mock,
+            dir,
+            proxy,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.proxy.url("/v1/chat/completions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A non-streaming request; returns (status, body JSON).
+    pub async fn ask(&self, model: &str) -> (u16, Value) {
+        let r = self.chat(&chat_body(model, false)).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Which label served a successful answer ("mock reply from X" → X).
+    pub async fn served_by(&self, model: &str) -> String {
+        let (status, body) = self.ask(model).await;
+        assert_eq!(status, 200, "{body}");
+        reply_label(&body)
+    }
+
+    pub fn count(&self, label: &str) -> u64 {
+        self.mock.stats.get(label).requests
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.proxy.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn write_config(dir: &ConfigDir, mock: &MockProvider, accounts: &[Acct<'_>], route_spec: &str) {
+    let keys: Vec<(String, String)> = accounts
+        .iter()
+        .map(|(n, k, _)| (n.to_string(), k.to_string()))
+        .collect();
+    let key_refs: Vec<(&str, &str)> = keys.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let mut parts = vec![harness::secret("keys", &key_refs)];
+    for (name, _, extra) in accounts {
+        parts.push(harness::account(name, &mock.base_url(), name, extra));
+    }
+    dir.write("accounts.yaml", &harness::docs(&parts)).unwrap();
+    dir.write("route.yaml", &harness::route("test", route_spec))
+        .unwrap();
+}
+
+/// A route spec over the named accounts in one tier.
+pub fn one_tier(names: &[&str], strategy: &str, extra: &str) -> String {
+    format!(
+        "  models: [gpt-test, \"*-test\"]\n  strategy: {strategy}\n  targets:\n    - accounts: {{names: [{}]}}\n{extra}",
+        names.join(", ")
+    )
+}
+
+pub fn chat_body(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
+    })
+}
+
+pub fn reply_label(body: &Value) -> String {
+    let text = body
+        .pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    text.strip_prefix("mock reply from ")
+        .unwrap_or(text)
+        .to_owned()
+}
+
+/// Reads a whole SSE response; returns (concatenated content, data payloads).
+pub async fn read_stream(r: reqwest::Response) -> (String, Vec<String>) {
+    let text = r.text().await.unwrap_or_default();
+    let mut content = String::new();
+    let mut payloads = Vec::new();
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        payloads.push(data.to_owned());
+        if let Ok(v) = serde_json::from_str::<Value>(data)
+            && let Some(c) = v
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        {
+            content.push_str(c);
+        }
+    }
+    (content, payloads)
+}
+
+/// Asserts the OpenAI error shape and returns `error`.
+pub fn openai_error(body: &Value) -> &Value {
+    let e = &body["error"];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message in {body}"
+    );
+    assert!(e["type"].as_str().is_some(), "no type in {body}");
+    assert!(e.get("code").is_some(), "no code in {body}");
+    e
+}
+
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
