@@ -290,3 +290,26 @@ spec:
         "{all}"
     );
 }
+
+/// The bundled examples must always compile cleanly.
+#[test]
+fn the_bundled_examples_compile_without_errors() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for dir in ["local", "openai"] {
+        let mut r = Resources::default();
+        let mut entries: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            r.add_yaml(
+                &std::fs::read_to_string(&path).unwrap(),
+                &path.display().to_string(),
+            );
+        }
+        let c = r.compile();
+        assert!(!c.has_errors(), "examples/{dir}: {:?}", messages(&c));
+        assert!(c.table.routes.iter().all(|r| r.ready), "examples/{dir}");
+    }
+}

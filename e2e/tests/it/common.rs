@@ -68,6 +68,12 @@ impl Env {
         self.mock.stats.get(label).requests
     }
 
+    /// GET `path` and parse the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.http.get(self.proxy.url(path)).send().await.unwrap();
+        r.json().await.unwrap()
+    }
+
     pub async fn metrics(&self) -> String {
         self.http
             .get(self.proxy.url("/metrics"))
@@ -166,4 +172,10 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// The `Retry-After` header in whole seconds.
+pub fn retry_after_secs(r: &reqwest::Response) -> u64 {
+    let value = r.headers()["retry-after"].to_str().unwrap();
+    value.parse().unwrap()
 }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod common;
+mod lifecycle;
 mod observability;
 mod pooling;
 mod reload;

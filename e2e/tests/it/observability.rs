@@ -14,15 +14,7 @@ async fn health_readiness_and_request_ids() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = env
-        .http
-        .get(env.proxy.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = env.get_json("/readyz").await;
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["state"], "memory");
     assert_eq!(ready["routesReady"], 1);

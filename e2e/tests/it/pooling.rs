@@ -132,11 +132,7 @@ async fn requests_per_minute_is_enforced_with_a_retry_hint() {
     }
     let r = env.chat(&chat_body("gpt-test", false)).await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after_secs(&r);
     assert!((55..=60).contains(&retry), "retry-after {retry}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(openai_error(&body)["code"], "rate_limit_exceeded");

@@ -2,20 +2,11 @@
 //! broken edits keep the last good configuration; bad startup configs refuse.
 
 use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
-use serde_json::Value;
 
 use crate::common::*;
 
 async fn models(env: &Env) -> Vec<String> {
-    let body: Value = env
-        .http
-        .get(env.proxy.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = env.get_json("/v1/models").await;
     body["data"]
         .as_array()
         .unwrap()

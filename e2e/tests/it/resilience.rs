@@ -116,11 +116,7 @@ async fn all_accounts_cooling_gives_429_with_the_earliest_retry_after() {
     openai_error(&body);
     let r = env.chat(&chat_body("gpt-test", false)).await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after_secs(&r);
     assert!(
         (19..=20).contains(&retry),
         "earliest is b's 20 s, got {retry}"

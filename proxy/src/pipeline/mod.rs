@@ -160,7 +160,7 @@ pub async fn run_chat(
                     .requests
                     .with_label_values(&[compiled.name.as_str(), &*account, status.as_str()])
                     .inc();
-                tracing::info!(route = %compiled.name, account = %account, attempts, status = status.as_u16(), "served");
+                tracing::debug!(route = %compiled.name, account = %account, attempts, status = status.as_u16(), "served");
                 return Ok(response);
             }
             Err(err) => {

@@ -50,6 +50,13 @@ async fn finish(store: &MemoryStore, c: &Candidate, lease: &Lease, outcome: Outc
     store.complete(&done).await.unwrap();
 }
 
+async fn cool(store: &MemoryStore, c: &Candidate, lease: &Lease, secs: u64) {
+    let outcome = Outcome::RateLimited {
+        cooldown: Duration::from_secs(secs),
+    };
+    finish(store, c, lease, outcome).await;
+}
+
 fn ok() -> Outcome {
     Outcome::Success {
         exhausted_for: None,
@@ -105,15 +112,7 @@ async fn a_429_cools_the_account_model_pair_then_one_probe_goes_first() {
     let mut other_model = c[0].clone();
     other_model.model = "other".into();
     let l = admit(&s, &req(&c, &[])).await.unwrap();
-    finish(
-        &s,
-        &c[0],
-        &l,
-        Outcome::RateLimited {
-            cooldown: Duration::from_secs(10),
-        },
-    )
-    .await;
+    cool(&s, &c[0], &l, 10).await;
     assert_eq!(admit(&s, &req(&c, &[])).await, Err(Duration::from_secs(10)));
     admit(&s, &req(std::slice::from_ref(&other_model), &[]))
         .await
@@ -137,29 +136,13 @@ async fn a_failed_probe_lets_the_next_request_probe_and_a_429_probe_cools_again(
     let s = MemoryStore::new(100);
     let c = [cand("a", 0, CompiledLimits::default())];
     let l = admit(&s, &req(&c, &[])).await.unwrap();
-    finish(
-        &s,
-        &c[0],
-        &l,
-        Outcome::RateLimited {
-            cooldown: Duration::from_secs(5),
-        },
-    )
-    .await;
+    cool(&s, &c[0], &l, 5).await;
     advance(Duration::from_secs(5)).await;
     let p = admit(&s, &req(&c, &[])).await.unwrap();
     finish(&s, &c[0], &p, Outcome::Failed).await;
     let p = admit(&s, &req(&c, &[])).await.unwrap();
     assert!(p.probe);
-    finish(
-        &s,
-        &c[0],
-        &p,
-        Outcome::RateLimited {
-            cooldown: Duration::from_secs(7),
-        },
-    )
-    .await;
+    cool(&s, &c[0], &p, 7).await;
     assert_eq!(admit(&s, &req(&c, &[])).await, Err(Duration::from_secs(7)));
 }
 
@@ -173,15 +156,7 @@ async fn projects_share_cooldowns() {
     let l = admit(&s, &req(std::slice::from_ref(&a), &[]))
         .await
         .unwrap();
-    finish(
-        &s,
-        &a,
-        &l,
-        Outcome::RateLimited {
-            cooldown: Duration::from_secs(3),
-        },
-    )
-    .await;
+    cool(&s, &a, &l, 3).await;
     assert!(
         admit(&s, &req(std::slice::from_ref(&b), &[]))
             .await
@@ -235,15 +210,7 @@ async fn unavailable_names_the_earliest_time_any_candidate_frees_up() {
         cand("b", 0, CompiledLimits::default()),
     ];
     let la = admit(&s, &req(&c, &[])).await.unwrap();
-    finish(
-        &s,
-        &c[0],
-        &la,
-        Outcome::RateLimited {
-            cooldown: Duration::from_secs(20),
-        },
-    )
-    .await;
+    cool(&s, &c[0], &la, 20).await;
     let lb = admit(&s, &req(&c, &[])).await.unwrap();
     assert_eq!(lb.index, 1);
     finish(

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine of this kind: formatting, lints,
+# unit tests, and end-to-end tests that start the real binaries and drive
+# them with mock providers and the official provider SDKs. Installs what is
+# missing (the SDKs go into a throwaway venv under target/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/sdk-venv
+if ! "$venv/bin/python" -c "import openai" >/dev/null 2>&1; then
+  echo "==> installing the provider SDKs into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r e2e/sdk/requirements.txt
+fi
+export LLMPOOL_SDK_PYTHON="$PWD/$venv/bin/python"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> building the binaries the end-to-end tests start"
+cargo build --workspace --bins --locked
+echo "==> cargo test"
+cargo test --workspace --locked
