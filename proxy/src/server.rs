@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{App, ClientKeys, Settings};
@@ -132,6 +133,13 @@ pub async fn run(args: Args) -> Result<(), StartError> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let drain_app = app.clone();
+    // SSE events are small writes: without TCP_NODELAY each one can wait for
+    // the client's delayed ACK (~40 ms on Linux)
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, ingress::router(app)).with_graceful_shutdown(async move {
         shutdown_signal().await;
         drain_app.start_draining();

@@ -37,6 +37,8 @@ pub async fn serve(listener: TcpListener, stats: Arc<Stats>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // small SSE writes must not wait for delayed ACKs
+        let _ = stream.set_nodelay(true);
         let kill = Kill(Arc::new(Notify::new()));
         let service = TowerToHyperService::new(router.clone().layer(Extension(kill.clone())));
         tokio::spawn(async move {
@@ -174,7 +176,9 @@ fn stream_response(
                 kill.0.notify_one();
                 return;
             }
-            tokio::time::sleep(b.chunk_delay).await;
+            if !b.chunk_delay.is_zero() {
+                tokio::time::sleep(b.chunk_delay).await;
+            }
             if !send(openai::chunk(&model, json!({"content": piece}), None)).await {
                 return;
             }

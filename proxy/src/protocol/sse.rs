@@ -43,24 +43,36 @@ impl Parser {
     }
 
     /// Parses `chunk`, appending finished events to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
-        for &b in chunk {
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) {
+        while !chunk.is_empty() {
             if self.after_cr {
                 self.after_cr = false;
-                if b == b'\n' {
+                if chunk[0] == b'\n' {
+                    chunk = &chunk[1..];
                     continue;
                 }
             }
-            match b {
-                b'\n' => self.end_line(out),
-                b'\r' => {
-                    self.after_cr = true;
+            match memchr::memchr2(b'\n', b'\r', chunk) {
+                Some(at) => {
+                    self.push_line_bytes(&chunk[..at]);
+                    self.after_cr = chunk[at] == b'\r';
                     self.end_line(out);
+                    chunk = &chunk[at + 1..];
                 }
-                _ if self.line.len() >= self.max_line => self.overflow = true,
-                _ => self.line.push(b),
+                None => {
+                    self.push_line_bytes(chunk);
+                    return;
+                }
             }
         }
+    }
+
+    fn push_line_bytes(&mut self, bytes: &[u8]) {
+        let room = self.max_line.saturating_sub(self.line.len());
+        if bytes.len() > room {
+            self.overflow = true;
+        }
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     fn end_line(&mut self, out: &mut Vec<Event>) {
