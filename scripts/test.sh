@@ -21,4 +21,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> building the binaries the end-to-end tests start"
 cargo build --workspace --bins --locked
 echo "==> cargo test"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# one closing line for the whole suite (cargo prints one per test binary)
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

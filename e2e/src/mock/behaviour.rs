@@ -15,7 +15,8 @@
 //! | `fault=error_event` | stream: 200, then an error event first |
 //! | `after=2` | content chunks sent before a `cut` |
 //! | `times=N` | status/fault apply to the first N requests only, then normal |
-//! | `latency_ms=50` | wait before answering |
+//! | `latency_ms=50` | wait before answering (before the status line) |
+//! | `first_byte_ms=50` | stream: send headers at once, the first event after this |
 //! | `chunk_ms=20` | wait between stream chunks |
 //! | `chunks=3` | number of content chunks in a stream |
 //! | `remaining=0&reset=2s` | send `x-ratelimit-remaining-requests`/`-reset-requests` |
@@ -56,6 +57,8 @@ pub struct Behaviour {
     pub times: Option<u64>,
     /// Delay before answering.
     pub latency: Duration,
+    /// Stream: delay between the headers and the first event.
+    pub first_byte: Duration,
     /// Delay between stream chunks.
     pub chunk_delay: Duration,
     /// Content chunks per stream.
@@ -79,6 +82,7 @@ impl Behaviour {
             after: 1,
             times: None,
             latency: Duration::ZERO,
+            first_byte: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             chunks: 3,
             remaining: None,
@@ -104,6 +108,7 @@ impl Behaviour {
                 "after" => b.after = num().unwrap_or(1) as usize,
                 "times" => b.times = num(),
                 "latency_ms" => b.latency = Duration::from_millis(num().unwrap_or(0)),
+                "first_byte_ms" => b.first_byte = Duration::from_millis(num().unwrap_or(0)),
                 "chunk_ms" => b.chunk_delay = Duration::from_millis(num().unwrap_or(0)),
                 "chunks" => b.chunks = num().unwrap_or(3).max(1) as usize,
                 "remaining" => b.remaining = num(),

@@ -158,6 +158,9 @@ fn stream_response(
             }
             _ => {}
         }
+        if !b.first_byte.is_zero() {
+            tokio::time::sleep(b.first_byte).await;
+        }
         if !send(openai::chunk(
             &model,
             json!({"role": "assistant", "content": ""}),

@@ -120,3 +120,31 @@ async fn startup_refuses_an_invalid_directory_and_lists_every_problem() {
         "secrets never reach the output"
     );
 }
+
+#[tokio::test]
+async fn cooldowns_survive_a_reload() {
+    let accounts = [
+        (
+            "a",
+            "a?status=429&retry_after=60&times=1",
+            "  priority: 0\n",
+        ),
+        ("b", "b", "  priority: 1\n"),
+    ];
+    let env = Env::start(&accounts, &one_tier(&["a", "b"], "fill-first", "")).await;
+    assert_eq!(env.served_by("gpt-test").await, "b");
+    let spec = one_tier(&["a", "b"], "fill-first", "  retry: {maxAttempts: 2}\n");
+    env.dir
+        .write("route.yaml", &harness::route("test", &spec))
+        .unwrap();
+    eventually("the edit is applied", || async {
+        env.metrics()
+            .await
+            .contains("llmpool_config_reloads_total{result=\"applied\"} 1")
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(env.served_by("gpt-test").await, "b");
+    }
+    assert_eq!(env.count("a"), 1, "a is still cooling after the reload");
+}

@@ -184,3 +184,82 @@ async fn request_errors_are_passed_on_without_rotating() {
     assert_eq!(body["error"]["message"], "Bad request (mock).");
     assert_eq!(env.count("b"), 0);
 }
+
+#[tokio::test]
+async fn a_first_byte_delay_past_the_limit_rotates() {
+    let accounts = [
+        ("slow", "slow?first_byte_ms=3000", "  priority: 0\n"),
+        ("b", "b", "  priority: 1\n"),
+    ];
+    let spec = one_tier(
+        &["slow", "b"],
+        "fill-first",
+        "  retry: {firstByteTimeout: 500ms}\n",
+    );
+    let env = Env::start(&accounts, &spec).await;
+    let started = std::time::Instant::now();
+    let r = env.chat(&chat_body("gpt-test", true)).await;
+    let (content, _) = read_stream(r).await;
+    assert_eq!(content, "mock reply from b");
+    assert_eq!(env.count("slow"), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "did not wait for the slow account"
+    );
+}
+
+#[tokio::test]
+async fn cooldowns_are_capped_so_a_bogus_hint_cannot_lock_an_account_out() {
+    let accounts = [
+        (
+            "a",
+            "a?status=429&retry_after=86400&times=1",
+            "  priority: 0\n",
+        ),
+        ("b", "b", "  priority: 1\n"),
+    ];
+    let env = Env::start(
+        &accounts,
+        &one_tier(
+            &["a", "b"],
+            "fill-first",
+            "  cooldown: {default: 1s, max: 1s}\n",
+        ),
+    )
+    .await;
+    assert_eq!(env.served_by("gpt-test").await, "b");
+    assert_eq!(env.served_by("gpt-test").await, "b");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        env.served_by("gpt-test").await,
+        "a",
+        "back after the 1 s cap, not a day"
+    );
+}
+
+#[tokio::test]
+async fn an_account_blocked_for_its_credentials_returns_when_the_key_changes() {
+    let accounts = [
+        ("a", "a?status=401", "  priority: 0\n"),
+        ("b", "b", "  priority: 1\n"),
+    ];
+    let spec = one_tier(&["a", "b"], "fill-first", "");
+    let env = Env::start(&accounts, &spec).await;
+    assert_eq!(env.served_by("gpt-test").await, "b");
+    assert_eq!(env.served_by("gpt-test").await, "b");
+    assert_eq!(env.count("a"), 1);
+    // the operator of the gateway fixes a's key
+    write_config(
+        &env.dir,
+        &env.mock,
+        &[("a", "a", "  priority: 0\n"), ("b", "b", "  priority: 1\n")],
+        &spec,
+    );
+    eventually("the new key is loaded", || async {
+        env.metrics()
+            .await
+            .contains("llmpool_config_reloads_total{result=\"applied\"} 1")
+    })
+    .await;
+    assert_eq!(env.served_by("gpt-test").await, "a");
+}
