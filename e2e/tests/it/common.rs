@@ -74,6 +74,11 @@ impl Env {
         r.json().await.unwrap()
     }
 
+    /// Waits until /metrics contains `line`.
+    pub async fn wait_for_metric(&self, line: &str) {
+        eventually(line, || async { self.metrics().await.contains(line) }).await;
+    }
+
     pub async fn metrics(&self) -> String {
         self.http
             .get(self.proxy.url("/metrics"))

@@ -54,24 +54,16 @@ async fn an_edit_takes_effect_without_dropping_a_running_stream() {
 async fn a_broken_edit_keeps_the_last_good_configuration() {
     let env = Env::start(&[("a", "a", "")], &one_tier(&["a"], "round-robin", "")).await;
     env.dir.write("route.yaml", "apiVersion: llmpool.dev/v1alpha1\nkind: ModelRoute\nmetadata: {name: test}\nspec:\n  models: [gpt-test\n").unwrap();
-    eventually("the broken edit is rejected", || async {
-        env.metrics()
-            .await
-            .contains("llmpool_config_reloads_total{result=\"rejected\"} 1")
-    })
-    .await;
+    env.wait_for_metric("llmpool_config_reloads_total{result=\"rejected\"} 1")
+        .await;
     assert_eq!(env.served_by("gpt-test").await, "a");
     // a semantically invalid edit is rejected too, with the problem logged
     let spec = "  models: [gpt-test]\n  targets:\n    - accounts: {names: [ghost]}\n";
     env.dir
         .write("route.yaml", &harness::route("test", spec))
         .unwrap();
-    eventually("the invalid edit is rejected", || async {
-        env.metrics()
-            .await
-            .contains("llmpool_config_reloads_total{result=\"rejected\"} 2")
-    })
-    .await;
+    env.wait_for_metric("llmpool_config_reloads_total{result=\"rejected\"} 2")
+        .await;
     assert!(
         env.proxy
             .logs()
@@ -137,12 +129,8 @@ async fn cooldowns_survive_a_reload() {
     env.dir
         .write("route.yaml", &harness::route("test", &spec))
         .unwrap();
-    eventually("the edit is applied", || async {
-        env.metrics()
-            .await
-            .contains("llmpool_config_reloads_total{result=\"applied\"} 1")
-    })
-    .await;
+    env.wait_for_metric("llmpool_config_reloads_total{result=\"applied\"} 1")
+        .await;
     for _ in 0..3 {
         assert_eq!(env.served_by("gpt-test").await, "b");
     }

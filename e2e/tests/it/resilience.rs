@@ -255,11 +255,7 @@ async fn an_account_blocked_for_its_credentials_returns_when_the_key_changes() {
         &[("a", "a", "  priority: 0\n"), ("b", "b", "  priority: 1\n")],
         &spec,
     );
-    eventually("the new key is loaded", || async {
-        env.metrics()
-            .await
-            .contains("llmpool_config_reloads_total{result=\"applied\"} 1")
-    })
-    .await;
+    env.wait_for_metric("llmpool_config_reloads_total{result=\"applied\"} 1")
+        .await;
     assert_eq!(env.served_by("gpt-test").await, "a");
 }
