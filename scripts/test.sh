@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "==> installing redis-server (tests start their own on free ports)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
 venv=target/sdk-venv
 if ! "$venv/bin/python" -c "import openai" >/dev/null 2>&1; then
   echo "==> installing the provider SDKs into $venv"

@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
         .enable_time()
         .build()
         .unwrap();
-    let store = MemoryStore::new(1000);
+    let store = MemoryStore::new(1000, llmpool_proxy::state::Clock::system());
     let plan = routing::plan(route, "gpt-4o-mini");
     c.bench_function("memory_store_admit_and_complete", |b| {
         b.iter(|| {

@@ -24,6 +24,20 @@ pub struct Args {
     /// served on --listen).
     #[arg(long, env = "LLMPOOL_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Shared state in Redis (`redis://[user:pass@]host:port`, `rediss://`
+    /// for TLS); without it state is in memory, for one replica.
+    #[arg(long, env = "LLMPOOL_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// Treat --redis as comma-separated Redis Cluster seed nodes.
+    #[arg(long, env = "LLMPOOL_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// Limit for one Redis call; past it the replica serves on its local view.
+    #[arg(long, env = "LLMPOOL_REDIS_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+    /// Replicas sharing each limit while Redis is unreachable (default: the
+    /// live replicas last seen through Redis).
+    #[arg(long, env = "LLMPOOL_REDIS_FALLBACK_REPLICAS")]
+    pub redis_fallback_replicas: Option<u64>,
     /// Namespace of the configuration (the key prefix of shared state).
     #[arg(long, env = "LLMPOOL_NAMESPACE", default_value = "default")]
     pub namespace: String,

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Generation of the configuration being served.
     pub config_generation: IntGauge,
+    /// 1 while the shared state store is unreachable (local view in use).
+    pub state_degraded: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -110,6 +112,11 @@ impl Metrics {
             "Generation of the configuration being served.",
         )?;
         registry.register(Box::new(config_generation.clone()))?;
+        let state_degraded = IntGauge::new(
+            "llmpool_state_degraded",
+            "1 while the shared state store is unreachable and this replica serves on its local view.",
+        )?;
+        registry.register(Box::new(state_degraded.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -122,6 +129,7 @@ impl Metrics {
             account_blocked,
             reloads,
             config_generation,
+            state_degraded,
         })
     }
 

@@ -11,7 +11,7 @@ use crate::config::dir;
 use crate::ingress;
 use crate::metrics::Metrics;
 use crate::snapshot::{Shared, Snapshot, SnapshotStore};
-use crate::state::MemoryStore;
+use crate::state::{Clock, MemoryStore, RedisConfig, RedisStore, StateStore};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,20 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let snapshot = Snapshot::build(&compiled, &args.namespace, 1, &shared);
     let metrics = Metrics::new()?;
     metrics.config_generation.set(1);
-    let store = Arc::new(MemoryStore::new(args.max_sessions));
+    let store: Arc<dyn StateStore> = match &args.redis {
+        Some(url) => RedisStore::start(
+            RedisConfig {
+                url: url.clone(),
+                cluster: args.redis_cluster,
+                call_timeout: args.redis_timeout,
+                fallback_replicas: args.redis_fallback_replicas,
+                namespace: args.namespace.clone(),
+            },
+            Clock::system(),
+            args.max_sessions,
+        ),
+        None => Arc::new(MemoryStore::new(args.max_sessions, Clock::system())),
+    };
     let app = Arc::new(App::new(
         SnapshotStore::new(snapshot),
         shared,

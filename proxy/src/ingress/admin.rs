@@ -29,6 +29,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         "routesReady": routes_ready,
         "accounts": snapshot.accounts.len(),
         "state": app.store.kind(),
+        "stateDegraded": app.store.degraded(),
     });
     let status = if ready {
         StatusCode::OK
@@ -56,6 +57,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
                 .set(i64::from(view.blocked));
         }
     }
+    app.metrics
+        .state_degraded
+        .set(i64::from(app.store.degraded()));
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -4,24 +4,21 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 
+use super::clock::{Clock, DAY_MS};
 use super::{
-    AccountView, Admission, AdmitRequest, Candidate, Completion, Lease, Outcome, StateError,
-    StateStore,
+    AccountView, Admission, AdmitRequest, BUSY_RETRY_MS, Candidate, Completion, Lease, Outcome,
+    StateError, StateStore, WINDOW_MS, ms,
 };
-
-const WINDOW: Duration = Duration::from_secs(60);
-/// Answer when an account is full but no time can be named (concurrency).
-const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// In-process state store.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_sessions: usize,
+    clock: Clock,
 }
 
 #[derive(Default)]
@@ -34,44 +31,50 @@ struct Inner {
 
 #[derive(Default)]
 struct AccountState {
-    leases: HashMap<u64, Instant>,
-    requests: VecDeque<Instant>,
+    /// Lease id -> expiry.
+    leases: HashMap<u64, u64>,
+    requests: VecDeque<u64>,
     tokens: VecDeque<TokenEntry>,
     day: u64,
     day_tokens: u64,
 }
 
 struct TokenEntry {
-    at: Instant,
+    at: u64,
     tokens: u64,
     lease: u64,
 }
 
 struct Cooldown {
-    until: Instant,
+    until: u64,
     /// After `until`, one probe must succeed before full traffic resumes.
     probe_after: bool,
     /// Account-wide blocks hold only while the credential is unchanged.
     fingerprint: Option<Arc<str>>,
-    probe: Option<(u64, Instant)>,
+    /// Probe lease id and its expiry.
+    probe: Option<(u64, u64)>,
 }
 
 struct Binding {
     account: Arc<str>,
-    expires: Instant,
+    expires: u64,
 }
 
 enum Check {
-    Available { probe_scopes: Vec<String> },
-    Blocked(Duration),
+    Available {
+        probe_scopes: Vec<String>,
+    },
+    /// Blocked for this many milliseconds.
+    Blocked(u64),
 }
 
 impl MemoryStore {
     /// A store that keeps at most `max_sessions` session bindings.
-    pub fn new(max_sessions: usize) -> Self {
+    pub fn new(max_sessions: usize, clock: Clock) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             max_sessions: max_sessions.max(1),
+            clock,
         }
     }
 
@@ -97,25 +100,10 @@ fn scopes(ns: &str, c: &Candidate) -> Vec<String> {
     v
 }
 
-fn utc_day() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0)
-}
-
-fn until_next_utc_day() -> Duration {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Duration::from_secs(86_400 - secs % 86_400)
-}
-
 impl Inner {
-    fn check(&mut self, ns: &str, c: &Candidate, estimate: u64, now: Instant) -> Check {
+    fn check(&mut self, ns: &str, c: &Candidate, estimate: u64, now: u64) -> Check {
         let mut probe_scopes = Vec::new();
-        let mut wait = Duration::ZERO;
+        let mut wait = 0;
         for scope in scopes(ns, c) {
             let Some(cd) = self.cooldowns.get_mut(&scope) else {
                 continue;
@@ -129,14 +117,14 @@ impl Inner {
                 wait = wait.max(cd.until - now);
             } else if cd.probe_after {
                 match cd.probe {
-                    Some((_, expires)) if expires > now => wait = wait.max(BUSY_RETRY),
+                    Some((_, expires)) if expires > now => wait = wait.max(BUSY_RETRY_MS),
                     _ => probe_scopes.push(scope),
                 }
             } else {
                 self.cooldowns.remove(&scope);
             }
         }
-        if !wait.is_zero() {
+        if wait > 0 {
             return Check::Blocked(wait);
         }
 
@@ -145,8 +133,8 @@ impl Inner {
             .entry(account_key(ns, &c.account))
             .or_default();
         acct.leases.retain(|_, expires| *expires > now);
-        let horizon = now.checked_sub(WINDOW);
-        let expired = |at: Instant| horizon.is_some_and(|h| at <= h);
+        let horizon = now.checked_sub(WINDOW_MS);
+        let expired = |at: u64| horizon.is_some_and(|h| at <= h);
         while acct.requests.front().is_some_and(|&at| expired(at)) {
             acct.requests.pop_front();
         }
@@ -157,42 +145,35 @@ impl Inner {
         if let Some(max) = limits.max_concurrency
             && acct.leases.len() >= max as usize
         {
-            return Check::Blocked(BUSY_RETRY);
+            return Check::Blocked(BUSY_RETRY_MS);
         }
         if let Some(rpm) = limits.requests_per_minute
             && acct.requests.len() >= rpm as usize
         {
             let oldest = acct.requests.front().copied().unwrap_or(now);
-            return Check::Blocked((oldest + WINDOW).saturating_duration_since(now));
+            return Check::Blocked((oldest + WINDOW_MS).saturating_sub(now));
         }
         if let Some(tpm) = limits.tokens_per_minute {
             let used: u64 = acct.tokens.iter().map(|e| e.tokens).sum();
             if used > 0 && used.saturating_add(estimate) > tpm {
                 let oldest = acct.tokens.front().map(|e| e.at).unwrap_or(now);
-                return Check::Blocked((oldest + WINDOW).saturating_duration_since(now));
+                return Check::Blocked((oldest + WINDOW_MS).saturating_sub(now));
             }
         }
         if let Some(daily) = limits.daily_tokens {
-            let today = utc_day();
+            let today = now / DAY_MS;
             if acct.day != today {
                 acct.day = today;
                 acct.day_tokens = 0;
             }
             if acct.day_tokens > 0 && acct.day_tokens.saturating_add(estimate) > daily {
-                return Check::Blocked(until_next_utc_day());
+                return Check::Blocked(DAY_MS - now % DAY_MS);
             }
         }
         Check::Available { probe_scopes }
     }
 
-    fn take(
-        &mut self,
-        ns: &str,
-        c: &Candidate,
-        estimate: u64,
-        lease_ttl: Duration,
-        now: Instant,
-    ) -> u64 {
+    fn take(&mut self, ns: &str, c: &Candidate, estimate: u64, lease_ttl: u64, now: u64) -> u64 {
         self.next_lease += 1;
         let id = self.next_lease;
         let acct = self
@@ -214,7 +195,7 @@ impl Inner {
         id
     }
 
-    fn bound_account(&mut self, ns: &str, key: &str, now: Instant) -> Option<Arc<str>> {
+    fn bound_account(&mut self, ns: &str, key: &str, now: u64) -> Option<Arc<str>> {
         let full = format!("{ns}/{key}");
         match self.sessions.get(&full) {
             Some(b) if b.expires > now => Some(b.account.clone()),
@@ -226,21 +207,13 @@ impl Inner {
         }
     }
 
-    fn bind(
-        &mut self,
-        ns: &str,
-        key: &str,
-        account: Arc<str>,
-        expires: Instant,
-        max: usize,
-        now: Instant,
-    ) {
+    fn bind(&mut self, ns: &str, key: &str, account: Arc<str>, expires: u64, max: usize, now: u64) {
         let full = format!("{ns}/{key}");
         if !self.sessions.contains_key(&full) && self.sessions.len() >= max {
             self.sessions.retain(|_, b| b.expires > now);
             if self.sessions.len() >= max {
                 // still full of live sessions: drop the oldest tenth
-                let mut by_age: Vec<(Instant, String)> = self
+                let mut by_age: Vec<(u64, String)> = self
                     .sessions
                     .iter()
                     .map(|(k, b)| (b.expires, k.clone()))
@@ -258,14 +231,15 @@ impl Inner {
 #[async_trait]
 impl StateStore for MemoryStore {
     async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
+        let lease_ttl = ms(req.lease_ttl);
         let ns = req.namespace;
         let mut inner = self.lock();
         let bound = match req.session {
             Some(s) => inner.bound_account(ns, &s.key, now),
             None => None,
         };
-        let mut earliest: Option<Duration> = None;
+        let mut earliest: Option<u64> = None;
         let mut start = 0;
         while start < req.candidates.len() {
             let tier = req.candidates[start].tier;
@@ -278,7 +252,7 @@ impl StateStore for MemoryStore {
                 let c = &req.candidates[idx];
                 match inner.check(ns, c, req.estimated_tokens, now) {
                     Check::Available { .. } if req.excluded.contains(&idx) => {
-                        earliest = Some(earliest.map_or(BUSY_RETRY, |e| e.min(BUSY_RETRY)));
+                        earliest = Some(earliest.map_or(BUSY_RETRY_MS, |e| e.min(BUSY_RETRY_MS)));
                     }
                     Check::Available { probe_scopes } => available.push((idx, probe_scopes)),
                     Check::Blocked(wait) => earliest = Some(earliest.map_or(wait, |e| e.min(wait))),
@@ -302,33 +276,34 @@ impl StateStore for MemoryStore {
                     .unwrap_or(0);
                 let (index, probe_scopes) = available.swap_remove(pick);
                 let c = &req.candidates[index];
-                let id = inner.take(ns, c, req.estimated_tokens, req.lease_ttl, now);
+                let id = inner.take(ns, c, req.estimated_tokens, lease_ttl, now);
                 for scope in &probe_scopes {
                     if let Some(cd) = inner.cooldowns.get_mut(scope) {
-                        cd.probe = Some((id, now + req.lease_ttl));
+                        cd.probe = Some((id, now + lease_ttl));
                     }
                 }
                 if let (Some(s), Some(b)) = (req.session, bound)
                     && b == c.account
                 {
-                    inner.bind(ns, &s.key, b, now + s.ttl, self.max_sessions, now);
+                    inner.bind(ns, &s.key, b, now + ms(s.ttl), self.max_sessions, now);
                 }
                 return Ok(Admission::Admitted(Lease {
                     id,
                     index,
                     probe: !probe_scopes.is_empty(),
                     reserved_tokens: req.estimated_tokens,
+                    fallback: false,
                 }));
             }
             start = end;
         }
         Ok(Admission::Unavailable {
-            retry_after: earliest.unwrap_or(BUSY_RETRY).max(Duration::from_millis(1)),
+            retry_after: Duration::from_millis(earliest.unwrap_or(BUSY_RETRY_MS).max(1)),
         })
     }
 
     async fn complete(&self, done: &Completion<'_>) -> Result<(), StateError> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let ns = done.namespace;
         let c = done.candidate;
         let lease = done.lease;
@@ -362,14 +337,14 @@ impl StateStore for MemoryStore {
                     }
                 }
                 if let Some(rest) = exhausted_for {
-                    set_cooldown(&mut inner, &scopes[1], now + *rest, false, None);
+                    set_cooldown(&mut inner, &scopes[1], now + ms(*rest), false, None);
                 }
                 if let Some(s) = done.session {
                     inner.bind(
                         ns,
                         &s.key,
                         c.account.clone(),
-                        now + s.ttl,
+                        now + ms(s.ttl),
                         self.max_sessions,
                         now,
                     );
@@ -377,12 +352,12 @@ impl StateStore for MemoryStore {
             }
             Outcome::RateLimited { cooldown } => {
                 for scope in &scopes[1..] {
-                    set_cooldown(&mut inner, scope, now + *cooldown, true, None);
+                    set_cooldown(&mut inner, scope, now + ms(*cooldown), true, None);
                 }
             }
             Outcome::AccountBlocked { recheck } => {
                 let fp = Some(c.fingerprint.clone());
-                set_cooldown(&mut inner, &scopes[0], now + *recheck, true, fp);
+                set_cooldown(&mut inner, &scopes[0], now + ms(*recheck), true, fp);
             }
             Outcome::Failed | Outcome::Cancelled => {
                 for scope in &scopes {
@@ -402,7 +377,7 @@ impl StateStore for MemoryStore {
         namespace: &str,
         accounts: &[Arc<str>],
     ) -> Result<Vec<AccountView>, StateError> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let inner = self.lock();
         Ok(accounts
             .iter()
@@ -415,7 +390,7 @@ impl StateStore for MemoryStore {
                     });
                 let account_wide = format!("a/{namespace}/{name}");
                 let per_model = format!("m/{namespace}/{name}/");
-                let mut cooling: Option<Duration> = None;
+                let mut cooling: Option<u64> = None;
                 let mut blocked = false;
                 for (k, cd) in &inner.cooldowns {
                     if cd.until > now && (*k == account_wide || k.starts_with(&per_model)) {
@@ -426,7 +401,7 @@ impl StateStore for MemoryStore {
                 }
                 AccountView {
                     in_flight,
-                    cooling_for: cooling,
+                    cooling_for: cooling.map(Duration::from_millis),
                     blocked,
                 }
             })
@@ -442,7 +417,7 @@ impl StateStore for MemoryStore {
 fn set_cooldown(
     inner: &mut Inner,
     scope: &str,
-    until: Instant,
+    until: u64,
     probe_after: bool,
     fingerprint: Option<Arc<str>>,
 ) {
@@ -466,4 +441,45 @@ fn set_cooldown(
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::state::SessionRef;
+
+    #[tokio::test]
+    async fn session_bindings_are_bounded() {
+        let store = MemoryStore::new(10, Clock::manual(0));
+        let candidate = Candidate {
+            account: "a".into(),
+            tier: 0,
+            model: "m".into(),
+            project: None,
+            limits: llmpool_crds::table::CompiledLimits::default(),
+            fingerprint: "f".into(),
+        };
+        for i in 0..50 {
+            let session = SessionRef {
+                key: format!("k{i}"),
+                ttl: Duration::from_secs(60),
+            };
+            let lease = Lease {
+                id: i,
+                index: 0,
+                probe: false,
+                reserved_tokens: 0,
+                fallback: false,
+            };
+            let done = Completion {
+                namespace: "ns",
+                lease: &lease,
+                candidate: &candidate,
+                outcome: Outcome::Success {
+                    exhausted_for: None,
+                },
+                tokens_used: None,
+                session: Some(&session),
+            };
+            store.complete(&done).await.unwrap();
+        }
+        assert!(store.lock().sessions.len() <= 10);
+    }
+}

@@ -6,7 +6,9 @@
 //! (check and take capacity atomically, read and refresh the session) and one
 //! `complete` call (release, reconcile usage, record the outcome).
 
+mod clock;
 mod memory;
+mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use llmpool_crds::table::CompiledLimits;
 
+pub use clock::Clock;
 pub use memory::MemoryStore;
+pub use redis::{RedisConfig, RedisStore};
+
+/// Rate windows are sliding 60-second windows.
+pub(crate) const WINDOW_MS: u64 = 60_000;
+/// Retry hint when an account is full and no time can be named (concurrency).
+pub(crate) const BUSY_RETRY_MS: u64 = 1_000;
+
+/// A duration in whole milliseconds.
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// One account a request may go to, in strategy order.
 #[derive(Clone, Debug)]
@@ -84,6 +98,8 @@ pub struct Lease {
     pub probe: bool,
     /// Tokens reserved.
     pub reserved_tokens: u64,
+    /// Taken on a replica's local view while the shared store was down.
+    pub fallback: bool,
 }
 
 /// How an attempt ended, as far as shared state cares.
@@ -167,4 +183,10 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A short name for /readyz and logs ("memory", "redis").
     fn kind(&self) -> &'static str;
+
+    /// True while a shared store is unreachable and the replica serves on
+    /// its local view.
+    fn degraded(&self) -> bool {
+        false
+    }
 }

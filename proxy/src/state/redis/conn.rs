@@ -1,0 +1,124 @@
+//! Connecting to Redis (single node or Cluster; `redis://`, `rediss://` for
+//! TLS, ACL user and password in the URL), and the replica heartbeat that
+//! tells the fallback view how many replicas share each limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use tokio::sync::OnceCell;
+
+use super::{HEARTBEAT, REPLICA_TTL_MS, prefix};
+use crate::state::clock::Clock;
+
+/// How to reach Redis.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://...` for TLS.
+    /// For Cluster, several node URLs separated by commas.
+    pub url: String,
+    /// Treat `url` as Redis Cluster seed nodes.
+    pub cluster: bool,
+    /// Limit for one call; past it the replica serves on its local view.
+    pub call_timeout: Duration,
+    /// Replicas sharing each limit in the fallback view (default: the live
+    /// replicas seen through the heartbeat).
+    pub fallback_replicas: Option<u64>,
+    /// Namespace whose heartbeat this replica writes.
+    pub namespace: String,
+}
+
+/// A multiplexed, auto-reconnecting connection.
+#[derive(Clone)]
+pub enum Conn {
+    /// One Redis server (or a primary behind a service).
+    Single(ConnectionManager),
+    /// Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    pub(super) async fn invoke<T: redis::FromRedisValue>(
+        &mut self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => invocation.invoke_async(c).await,
+            Conn::Cluster(c) => invocation.invoke_async(c).await,
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+async fn connect(config: &RedisConfig) -> redis::RedisResult<Conn> {
+    if config.cluster {
+        let nodes: Vec<&str> = config.url.split(',').map(str::trim).collect();
+        let client = redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(config.call_timeout.max(Duration::from_millis(200)))
+            .build()?;
+        return Ok(Conn::Cluster(client.get_async_connection().await?));
+    }
+    let client = redis::Client::open(config.url.as_str())?;
+    let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(config.call_timeout.max(Duration::from_millis(200)))
+        .set_number_of_retries(2)
+        .set_max_delay(1_000);
+    Ok(Conn::Single(
+        ConnectionManager::new_with_config(client, manager).await?,
+    ))
+}
+
+/// Connects (retrying every second until it works), then keeps a heartbeat.
+pub(super) async fn connect_and_heartbeat(
+    config: RedisConfig,
+    cell: Arc<OnceCell<Conn>>,
+    replicas: Arc<AtomicU64>,
+    clock: Clock,
+) {
+    let mut logged = false;
+    let mut conn = loop {
+        match connect(&config).await {
+            Ok(c) => break c,
+            Err(e) => {
+                if !logged {
+                    // the error text of redis-rs never includes the password
+                    tracing::warn!(error = %e, "cannot reach Redis yet; serving on the local view and retrying");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let _ = cell.set(conn.clone());
+    tracing::info!(cluster = config.cluster, "connected to Redis");
+    let key = format!("{}replicas", prefix(&config.namespace));
+    let me = uuid::Uuid::new_v4().simple().to_string();
+    loop {
+        let now = clock.now_ms();
+        let mut pipe = redis::pipe();
+        pipe.zadd(&key, &me, now)
+            .ignore()
+            .zrembyscore(&key, "-inf", now.saturating_sub(REPLICA_TTL_MS))
+            .ignore()
+            .pexpire(&key, i64::try_from(REPLICA_TTL_MS * 4).unwrap_or(i64::MAX))
+            .ignore()
+            .zcard(&key);
+        if let Ok((live,)) = conn.query::<(u64,)>(&pipe).await {
+            replicas.store(live.max(1), Ordering::Relaxed);
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}

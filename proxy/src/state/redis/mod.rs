@@ -1,0 +1,307 @@
+//! The Redis store: shared state for many replicas. Each trait call is one
+//! Lua script (one round trip), loaded once and called by SHA (redis-rs
+//! reloads it on NOSCRIPT). Every key of a namespace carries the `{ns}` hash
+//! tag, so the scripts run on Redis Cluster too.
+//!
+//! When Redis is down or slower than the per-call limit, the replica serves
+//! on a local view (the in-memory store, each account's limits divided by
+//! the number of live replicas), says so in /readyz and metrics, logs once
+//! per change, and retries Redis at most once a second until it is back.
+
+mod conn;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use tokio::sync::OnceCell;
+
+use super::clock::Clock;
+use super::{
+    AccountView, Admission, AdmitRequest, Candidate, Completion, Lease, MemoryStore, Outcome,
+    StateError, StateStore, ms,
+};
+use conn::Conn;
+pub use conn::RedisConfig;
+
+/// How often a degraded replica tries Redis again.
+const RETRY_MS: u64 = 1_000;
+/// Heartbeat period, and how long a silent replica still counts.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const REPLICA_TTL_MS: u64 = 15_000;
+
+/// Shared state in Redis, with a local fallback view.
+pub struct RedisStore {
+    conn: Arc<OnceCell<Conn>>,
+    admit: Script,
+    complete: Script,
+    view: Script,
+    clock: Clock,
+    call_timeout: Duration,
+    local: MemoryStore,
+    replicas: Arc<AtomicU64>,
+    fixed_replicas: Option<u64>,
+    degraded: AtomicBool,
+    retry_at: AtomicU64,
+}
+
+/// The key prefix of a namespace; `{ns}` is the Redis Cluster hash tag.
+fn prefix(ns: &str) -> String {
+    format!("llmpool:{{{ns}}}:")
+}
+
+impl RedisStore {
+    /// Starts connecting in the background and returns at once: a replica
+    /// whose Redis is down at start serves on its local view until it is up.
+    pub fn start(config: RedisConfig, clock: Clock, max_sessions: usize) -> Arc<Self> {
+        let store = Arc::new(Self {
+            conn: Arc::new(OnceCell::new()),
+            admit: Script::new(include_str!("admit.lua")),
+            complete: Script::new(include_str!("complete.lua")),
+            view: Script::new(include_str!("view.lua")),
+            local: MemoryStore::new(max_sessions, clock.clone()),
+            clock,
+            call_timeout: config.call_timeout,
+            replicas: Arc::new(AtomicU64::new(1)),
+            fixed_replicas: config.fallback_replicas,
+            degraded: AtomicBool::new(false),
+            retry_at: AtomicU64::new(0),
+        });
+        tokio::spawn(conn::connect_and_heartbeat(
+            config,
+            store.conn.clone(),
+            store.replicas.clone(),
+            store.clock.clone(),
+        ));
+        store
+    }
+
+    /// Waits until the first connection is made (tests and startup checks).
+    pub async fn connected(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            while self.conn.get().is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// The connection, unless Redis is known down and not due for a retry.
+    fn usable(&self) -> Option<Conn> {
+        let conn = self.conn.get()?;
+        if self.degraded.load(Ordering::Relaxed)
+            && self.clock.now_ms() < self.retry_at.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(conn.clone())
+    }
+
+    fn mark(&self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!("shared state reachable again; back on Redis");
+                }
+            }
+            Err(why) => {
+                self.retry_at
+                    .store(self.clock.now_ms() + RETRY_MS, Ordering::Relaxed);
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %why, "shared state unreachable; serving on this replica's local view");
+                }
+            }
+        }
+    }
+
+    /// Runs one script call under the per-call limit.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        let mut conn = self.usable()?;
+        let result =
+            match tokio::time::timeout(self.call_timeout, conn.invoke::<T>(&invocation)).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "no answer within {} ms",
+                    self.call_timeout.as_millis()
+                )),
+            };
+        match result {
+            Ok(v) => {
+                self.mark(Ok(()));
+                Some(v)
+            }
+            Err(why) => {
+                self.mark(Err(why));
+                None
+            }
+        }
+    }
+
+    /// Candidates with each limit shared out over the live replicas.
+    fn local_share(&self, candidates: &[Candidate]) -> Vec<Candidate> {
+        let n = self
+            .fixed_replicas
+            .unwrap_or_else(|| self.replicas.load(Ordering::Relaxed))
+            .max(1);
+        let share32 =
+            |v: Option<u32>| v.map(|x| u32::try_from(u64::from(x).div_ceil(n)).unwrap_or(x).max(1));
+        let share64 = |v: Option<u64>| v.map(|x| x.div_ceil(n).max(1));
+        candidates
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.limits.requests_per_minute = share32(c.limits.requests_per_minute);
+                c.limits.max_concurrency = share32(c.limits.max_concurrency);
+                c.limits.tokens_per_minute = share64(c.limits.tokens_per_minute);
+                c.limits.daily_tokens = share64(c.limits.daily_tokens);
+                c
+            })
+            .collect()
+    }
+}
+
+fn opt(v: Option<u64>) -> u64 {
+    v.unwrap_or(0)
+}
+
+#[async_trait]
+impl StateStore for RedisStore {
+    async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError> {
+        let p = prefix(req.namespace);
+        let mut inv = self.admit.key(format!("{p}seq"));
+        inv.arg(&p)
+            .arg(self.clock.now_ms())
+            .arg(req.estimated_tokens)
+            .arg(ms(req.lease_ttl))
+            .arg(u8::from(req.least_busy))
+            .arg(req.session.map_or("", |s| s.key.as_str()))
+            .arg(req.session.map_or(0, |s| ms(s.ttl)))
+            .arg(req.candidates.len());
+        for (i, c) in req.candidates.iter().enumerate() {
+            inv.arg(&*c.account)
+                .arg(c.tier)
+                .arg(&*c.model)
+                .arg(c.project.as_deref().unwrap_or(""))
+                .arg(opt(c.limits.requests_per_minute.map(u64::from)))
+                .arg(opt(c.limits.tokens_per_minute))
+                .arg(opt(c.limits.max_concurrency.map(u64::from)))
+                .arg(opt(c.limits.daily_tokens))
+                .arg(&*c.fingerprint)
+                .arg(u8::from(req.excluded.contains(&i)));
+        }
+        if let Some(reply) = self.call::<Vec<i64>>(inv).await {
+            return Ok(match reply.as_slice() {
+                [1, index, id, probe] => Admission::Admitted(Lease {
+                    id: id.unsigned_abs(),
+                    index: usize::try_from(*index).unwrap_or(0),
+                    probe: *probe == 1,
+                    reserved_tokens: req.estimated_tokens,
+                    fallback: false,
+                }),
+                [_, retry_ms, ..] => Admission::Unavailable {
+                    retry_after: Duration::from_millis(retry_ms.unsigned_abs()),
+                },
+                _ => {
+                    return Err(StateError::Unavailable(
+                        "unexpected admission reply".to_owned(),
+                    ));
+                }
+            });
+        }
+        let shared = self.local_share(req.candidates);
+        let local = AdmitRequest {
+            candidates: &shared,
+            ..req.clone()
+        };
+        let mut admission = self.local.admit(&local).await?;
+        if let Admission::Admitted(lease) = &mut admission {
+            lease.fallback = true;
+        }
+        Ok(admission)
+    }
+
+    async fn complete(&self, done: &Completion<'_>) -> Result<(), StateError> {
+        // the local view learns every cooldown, so a replica that loses Redis
+        // still knows which accounts are cold
+        let remember = matches!(
+            done.outcome,
+            Outcome::RateLimited { .. } | Outcome::AccountBlocked { .. }
+        );
+        if done.lease.fallback || remember {
+            self.local.complete(done).await?;
+        }
+        if done.lease.fallback {
+            return Ok(());
+        }
+        let (code, duration) = match &done.outcome {
+            Outcome::Success { exhausted_for } => ("ok", exhausted_for.map_or(0, ms)),
+            Outcome::RateLimited { cooldown } => ("rl", ms(*cooldown)),
+            Outcome::AccountBlocked { recheck } => ("blk", ms(*recheck)),
+            Outcome::Failed => ("fail", 0),
+            Outcome::Cancelled => ("cancel", 0),
+        };
+        let c = done.candidate;
+        let p = prefix(done.namespace);
+        let mut inv = self.complete.key(format!("{p}seq"));
+        inv.arg(&p)
+            .arg(self.clock.now_ms())
+            .arg(done.lease.id)
+            .arg(&*c.account)
+            .arg(&*c.model)
+            .arg(c.project.as_deref().unwrap_or(""))
+            .arg(&*c.fingerprint)
+            .arg(code)
+            .arg(duration)
+            .arg(
+                done.tokens_used
+                    .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+            )
+            .arg(done.lease.reserved_tokens)
+            .arg(u8::from(c.limits.tokens_per_minute.is_some()))
+            .arg(u8::from(c.limits.daily_tokens.is_some()))
+            .arg(done.session.map_or("", |s| s.key.as_str()))
+            .arg(done.session.map_or(0, |s| ms(s.ttl)));
+        // a lost completion is not lost capacity: the lease expires by itself
+        let _ = self.call::<i64>(inv).await;
+        Ok(())
+    }
+
+    async fn view(
+        &self,
+        namespace: &str,
+        accounts: &[Arc<str>],
+    ) -> Result<Vec<AccountView>, StateError> {
+        let p = prefix(namespace);
+        let mut inv = self.view.key(format!("{p}seq"));
+        inv.arg(&p).arg(self.clock.now_ms());
+        for a in accounts {
+            inv.arg(&**a);
+        }
+        match self.call::<Vec<i64>>(inv).await {
+            Some(flat) if flat.len() == accounts.len() * 3 => Ok(flat
+                .chunks(3)
+                .map(|v| AccountView {
+                    in_flight: v[0].unsigned_abs(),
+                    cooling_for: (v[1] > 0).then(|| Duration::from_millis(v[1].unsigned_abs())),
+                    blocked: v[2] == 1,
+                })
+                .collect()),
+            _ => self.local.view(namespace, accounts).await,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed) || self.conn.get().is_none()
+    }
+}

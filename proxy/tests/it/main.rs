@@ -1,0 +1,68 @@
+//! Integration tests of the proxy library.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod state_suite;
+
+use std::time::Duration;
+
+use llmpool_e2e::redis::RedisServer;
+use llmpool_proxy::state::{Clock, MemoryStore, RedisConfig, RedisStore};
+
+/// A fixed start for the manual clock (mid-day UTC, so no day boundary).
+const START_MS: u64 = 1_700_000_000_000 + 43_200_000;
+
+/// Runs each suite function against both stores.
+macro_rules! for_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let clock = super::Clock::manual(super::START_MS);
+                    let store = super::MemoryStore::new(100, clock.clone());
+                    super::state_suite::$name(&store, &clock).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let server = super::RedisServer::start().unwrap();
+                    let clock = super::Clock::manual(super::START_MS);
+                    let store = super::redis_store(&server, &clock);
+                    assert!(store.connected(super::Duration::from_secs(10)).await, "redis-server unreachable");
+                    super::state_suite::$name(&*store, &clock).await;
+                    assert!(!llmpool_proxy::state::StateStore::degraded(&*store), "the suite ran on Redis, not the fallback");
+                }
+            )*
+        }
+    };
+}
+
+fn redis_store(server: &RedisServer, clock: &Clock) -> std::sync::Arc<RedisStore> {
+    let config = RedisConfig {
+        url: server.url(),
+        cluster: false,
+        // generous: two cores run many tests at once, and a slow answer would
+        // silently test the fallback view instead of Redis
+        call_timeout: Duration::from_secs(5),
+        fallback_replicas: None,
+        namespace: "ns".to_owned(),
+    };
+    RedisStore::start(config, clock.clone(), 100)
+}
+
+for_both_stores!(
+    requests_per_minute_is_a_sliding_window_exact_at_the_boundary,
+    max_concurrency_holds_and_leases_expire_on_their_own,
+    a_429_cools_the_account_model_pair_then_one_probe_goes_first,
+    a_failed_probe_lets_the_next_request_probe_and_a_429_probe_cools_again,
+    projects_share_cooldowns,
+    an_account_block_lasts_until_the_credential_changes,
+    later_tiers_are_used_only_when_earlier_ones_are_full,
+    unavailable_names_the_earliest_time_any_candidate_frees_up,
+    sessions_stick_to_their_account_and_rebind_on_failover,
+    least_busy_picks_the_account_with_fewest_in_flight,
+    token_windows_reserve_then_reconcile_with_real_usage,
+);

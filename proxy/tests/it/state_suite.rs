@@ -1,0 +1,327 @@
+//! One behaviour suite for every state store: each function is run against
+//! the in-memory store and against a real redis-server (see main.rs), with a
+//! manual clock driving both.
+
+use std::time::Duration;
+
+use llmpool_crds::table::CompiledLimits;
+use llmpool_proxy::state::{
+    Admission, AdmitRequest, Candidate, Clock, Completion, Lease, Outcome, SessionRef, StateStore,
+};
+
+const TTL: Duration = Duration::from_secs(600);
+
+fn cand(account: &str, tier: usize, limits: CompiledLimits) -> Candidate {
+    Candidate {
+        account: account.into(),
+        tier,
+        model: "m".into(),
+        project: None,
+        limits,
+        fingerprint: "fp1".into(),
+    }
+}
+
+fn req<'a>(cands: &'a [Candidate], excluded: &'a [usize]) -> AdmitRequest<'a> {
+    AdmitRequest {
+        namespace: "ns",
+        candidates: cands,
+        excluded,
+        least_busy: false,
+        session: None,
+        estimated_tokens: 10,
+        lease_ttl: TTL,
+    }
+}
+
+async fn admit(store: &dyn StateStore, r: &AdmitRequest<'_>) -> Result<Lease, Duration> {
+    match store.admit(r).await.unwrap() {
+        Admission::Admitted(l) => Ok(l),
+        Admission::Unavailable { retry_after } => Err(retry_after),
+    }
+}
+
+async fn finish(store: &dyn StateStore, c: &Candidate, lease: &Lease, outcome: Outcome) {
+    let done = Completion {
+        namespace: "ns",
+        lease,
+        candidate: c,
+        outcome,
+        tokens_used: None,
+        session: None,
+    };
+    store.complete(&done).await.unwrap();
+}
+
+async fn cool(store: &dyn StateStore, c: &Candidate, lease: &Lease, secs: u64) {
+    let outcome = Outcome::RateLimited {
+        cooldown: Duration::from_secs(secs),
+    };
+    finish(store, c, lease, outcome).await;
+}
+
+fn ok() -> Outcome {
+    Outcome::Success {
+        exhausted_for: None,
+    }
+}
+
+pub async fn requests_per_minute_is_a_sliding_window_exact_at_the_boundary(
+    s: &dyn StateStore,
+    clock: &Clock,
+) {
+    let limits = CompiledLimits {
+        requests_per_minute: Some(2),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, limits)];
+    admit(s, &req(&c, &[])).await.unwrap();
+    clock.advance_ms(30000);
+    admit(s, &req(&c, &[])).await.unwrap();
+    assert_eq!(admit(s, &req(&c, &[])).await, Err(Duration::from_secs(30)));
+    clock.advance_ms(29_999);
+    assert!(
+        admit(s, &req(&c, &[])).await.is_err(),
+        "first request still inside the window"
+    );
+    clock.advance_ms(1);
+    admit(s, &req(&c, &[])).await.unwrap();
+    // and the window still holds two: the one from t=30s and the new one
+    assert!(admit(s, &req(&c, &[])).await.is_err());
+}
+
+pub async fn max_concurrency_holds_and_leases_expire_on_their_own(
+    s: &dyn StateStore,
+    clock: &Clock,
+) {
+    let limits = CompiledLimits {
+        max_concurrency: Some(1),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, limits)];
+    let l = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(admit(s, &req(&c, &[])).await.is_err());
+    finish(s, &c[0], &l, ok()).await;
+    let _leaked = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(admit(s, &req(&c, &[])).await.is_err());
+    clock.advance_ms(600_000);
+    admit(s, &req(&c, &[]))
+        .await
+        .expect("an expired lease frees its slot");
+}
+
+pub async fn a_429_cools_the_account_model_pair_then_one_probe_goes_first(
+    s: &dyn StateStore,
+    clock: &Clock,
+) {
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let mut other_model = c[0].clone();
+    other_model.model = "other".into();
+    let l = admit(s, &req(&c, &[])).await.unwrap();
+    cool(s, &c[0], &l, 10).await;
+    assert_eq!(admit(s, &req(&c, &[])).await, Err(Duration::from_secs(10)));
+    admit(s, &req(std::slice::from_ref(&other_model), &[]))
+        .await
+        .expect("other models unaffected");
+
+    clock.advance_ms(10000);
+    let probe = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(probe.probe);
+    assert!(
+        admit(s, &req(&c, &[])).await.is_err(),
+        "only one probe at a time"
+    );
+    finish(s, &c[0], &probe, ok()).await;
+    let a = admit(s, &req(&c, &[])).await.unwrap();
+    let b = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(!a.probe && !b.probe, "full traffic after a good probe");
+}
+
+pub async fn a_failed_probe_lets_the_next_request_probe_and_a_429_probe_cools_again(
+    s: &dyn StateStore,
+    clock: &Clock,
+) {
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let l = admit(s, &req(&c, &[])).await.unwrap();
+    cool(s, &c[0], &l, 5).await;
+    clock.advance_ms(5000);
+    let p = admit(s, &req(&c, &[])).await.unwrap();
+    finish(s, &c[0], &p, Outcome::Failed).await;
+    let p = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(p.probe);
+    cool(s, &c[0], &p, 7).await;
+    assert_eq!(admit(s, &req(&c, &[])).await, Err(Duration::from_secs(7)));
+}
+
+pub async fn projects_share_cooldowns(s: &dyn StateStore, _clock: &Clock) {
+    let mut a = cand("a", 0, CompiledLimits::default());
+    a.project = Some("org".into());
+    let mut b = cand("b", 0, CompiledLimits::default());
+    b.project = Some("org".into());
+    let l = admit(s, &req(std::slice::from_ref(&a), &[])).await.unwrap();
+    cool(s, &a, &l, 3).await;
+    assert!(admit(s, &req(std::slice::from_ref(&b), &[])).await.is_err());
+}
+
+pub async fn an_account_block_lasts_until_the_credential_changes(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let l = admit(s, &req(&c, &[])).await.unwrap();
+    finish(
+        s,
+        &c[0],
+        &l,
+        Outcome::AccountBlocked {
+            recheck: Duration::from_secs(3600),
+        },
+    )
+    .await;
+    assert!(admit(s, &req(&c, &[])).await.is_err());
+    let views = s.view("ns", &["a".into()]).await.unwrap();
+    assert!(views[0].blocked);
+    let mut rotated = c[0].clone();
+    rotated.fingerprint = "fp2".into();
+    admit(s, &req(std::slice::from_ref(&rotated), &[]))
+        .await
+        .expect("new key, new chance");
+}
+
+pub async fn later_tiers_are_used_only_when_earlier_ones_are_full(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let one = CompiledLimits {
+        max_concurrency: Some(1),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, one), cand("b", 1, CompiledLimits::default())];
+    assert_eq!(admit(s, &req(&c, &[])).await.unwrap().index, 0);
+    assert_eq!(admit(s, &req(&c, &[])).await.unwrap().index, 1);
+    // excluded candidates are skipped but still count for the retry hint
+    assert_eq!(admit(s, &req(&c, &[1])).await, Err(Duration::from_secs(1)));
+}
+
+pub async fn unavailable_names_the_earliest_time_any_candidate_frees_up(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let c = [
+        cand("a", 0, CompiledLimits::default()),
+        cand("b", 0, CompiledLimits::default()),
+    ];
+    let la = admit(s, &req(&c, &[])).await.unwrap();
+    cool(s, &c[0], &la, 20).await;
+    let lb = admit(s, &req(&c, &[])).await.unwrap();
+    assert_eq!(lb.index, 1);
+    finish(
+        s,
+        &c[1],
+        &lb,
+        Outcome::RateLimited {
+            cooldown: Duration::from_secs(8),
+        },
+    )
+    .await;
+    assert_eq!(admit(s, &req(&c, &[])).await, Err(Duration::from_secs(8)));
+}
+
+pub async fn sessions_stick_to_their_account_and_rebind_on_failover(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let one = CompiledLimits {
+        max_concurrency: Some(1),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, one), cand("b", 0, one)];
+    let session = SessionRef {
+        key: "k".into(),
+        ttl: Duration::from_secs(60),
+    };
+    let mut r = req(&c, &[]);
+    r.session = Some(&session);
+    // bind the session to b
+    let done_b = Lease {
+        id: 0,
+        index: 1,
+        probe: false,
+        reserved_tokens: 0,
+        fallback: false,
+    };
+    let bind = Completion {
+        namespace: "ns",
+        lease: &done_b,
+        candidate: &c[1],
+        outcome: ok(),
+        tokens_used: None,
+        session: Some(&session),
+    };
+    s.complete(&bind).await.unwrap();
+    let l = admit(s, &r).await.unwrap();
+    assert_eq!(l.index, 1, "bound account preferred over strategy order");
+    // b is now full: the session fails over to a and is rebound there
+    let l2 = admit(s, &r).await.unwrap();
+    assert_eq!(l2.index, 0);
+    let rebind = Completion {
+        namespace: "ns",
+        lease: &l2,
+        candidate: &c[0],
+        outcome: ok(),
+        tokens_used: None,
+        session: Some(&session),
+    };
+    s.complete(&rebind).await.unwrap();
+    finish(s, &c[1], &l, ok()).await;
+    assert_eq!(
+        admit(s, &r).await.unwrap().index,
+        0,
+        "no ping-pong back to b"
+    );
+}
+
+pub async fn least_busy_picks_the_account_with_fewest_in_flight(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let c = [
+        cand("a", 0, CompiledLimits::default()),
+        cand("b", 0, CompiledLimits::default()),
+    ];
+    let mut r = req(&c, &[]);
+    r.least_busy = true;
+    assert_eq!(admit(s, &r).await.unwrap().index, 0);
+    assert_eq!(admit(s, &r).await.unwrap().index, 1);
+    let third = admit(s, &r).await.unwrap();
+    assert_eq!(third.index, 0);
+    assert_eq!(
+        s.view("ns", &["a".into(), "b".into()]).await.unwrap()[0].in_flight,
+        2
+    );
+}
+
+pub async fn token_windows_reserve_then_reconcile_with_real_usage(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let limits = CompiledLimits {
+        tokens_per_minute: Some(100),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, limits)];
+    let mut r = req(&c, &[]);
+    r.estimated_tokens = 60;
+    let l = admit(s, &r).await.unwrap();
+    assert!(admit(s, &r).await.is_err(), "60 reserved + 60 > 100");
+    let done = Completion {
+        namespace: "ns",
+        lease: &l,
+        candidate: &c[0],
+        outcome: ok(),
+        tokens_used: Some(20),
+        session: None,
+    };
+    s.complete(&done).await.unwrap();
+    admit(s, &r).await.expect("20 used + 60 fits");
+}
