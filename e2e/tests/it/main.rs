@@ -10,3 +10,4 @@ mod pooling;
 mod reload;
 mod resilience;
 mod sdk;
+mod shared_state;

@@ -45,6 +45,15 @@ impl LeaseGuard {
         &self.candidate.account
     }
 
+    /// Returns the lease off the response path: the client's answer does not
+    /// wait for the shared store (used for successes; failures are awaited so
+    /// the next attempt sees the cooldown).
+    pub fn finish_in_background(self, outcome: Outcome, tokens_used: Option<u64>) {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(self.finish(outcome, tokens_used));
+        }
+    }
+
     /// Returns the lease with the attempt's outcome.
     pub async fn finish(mut self, outcome: Outcome, tokens_used: Option<u64>) {
         self.open = false;

@@ -76,7 +76,7 @@ impl Relay {
                         }
                     }
                     if self.stream.parser.overflowed() {
-                        return Some(self.fail("upstream sent an over-long stream line").await);
+                        return Some(self.fail("upstream sent an over-long stream line"));
                     }
                     self.stream.held.extend_from_slice(&chunk);
                     if self.stream.parser.at_boundary() {
@@ -84,33 +84,26 @@ impl Relay {
                     }
                 }
                 Ok(Some(Err(_))) => {
-                    return Some(self.fail("upstream connection broke off mid-stream").await);
+                    return Some(self.fail("upstream connection broke off mid-stream"));
                 }
                 Err(_) => {
-                    return Some(
-                        self.fail("upstream stream ran past the per-try time limit")
-                            .await,
-                    );
+                    return Some(self.fail("upstream stream ran past the per-try time limit"));
                 }
                 Ok(None) if self.stream.done => {
                     self.finish(Outcome::Success {
                         exhausted_for: self.stream.exhausted,
-                    })
-                    .await;
+                    });
                     let rest = self.stream.held.split().freeze();
                     return (!rest.is_empty()).then_some(rest);
                 }
                 Ok(None) => {
-                    return Some(
-                        self.fail("upstream stream ended before it was complete")
-                            .await,
-                    );
+                    return Some(self.fail("upstream stream ended before it was complete"));
                 }
             }
         }
     }
 
-    async fn fail(&mut self, message: &str) -> Bytes {
+    fn fail(&mut self, message: &str) -> Bytes {
         tracing::warn!(
             account = self
                 .guard
@@ -119,13 +112,13 @@ impl Relay {
                 .unwrap_or_default(),
             "{message}"
         );
-        self.finish(Outcome::Failed).await;
+        self.finish(Outcome::Failed);
         // drop any partial event so the error event parses on its own
         self.stream.held.clear();
         Bytes::from(openai::stream_error_event(message))
     }
 
-    async fn finish(&mut self, outcome: Outcome) {
+    fn finish(&mut self, outcome: Outcome) {
         let Some(guard) = self.guard.take() else {
             return;
         };
@@ -141,7 +134,7 @@ impl Relay {
             .usage
             .map(|u| u.total())
             .unwrap_or(self.estimate + self.bytes / 16);
-        guard.finish(outcome, Some(tokens)).await;
+        guard.finish_in_background(outcome, Some(tokens));
     }
 }
 

@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
-use super::{HEARTBEAT, REPLICA_TTL_MS, prefix};
+use super::{HEARTBEAT, Health, REPLICA_TTL_MS, RETRY_MS, prefix};
 use crate::state::clock::Clock;
 
 /// How to reach Redis.
@@ -86,6 +86,7 @@ pub(super) async fn connect_and_heartbeat(
     config: RedisConfig,
     cell: Arc<OnceCell<Conn>>,
     replicas: Arc<AtomicU64>,
+    health: Arc<Health>,
     clock: Clock,
 ) {
     let mut logged = false;
@@ -116,9 +117,20 @@ pub(super) async fn connect_and_heartbeat(
             .pexpire(&key, i64::try_from(REPLICA_TTL_MS * 4).unwrap_or(i64::MAX))
             .ignore()
             .zcard(&key);
-        if let Ok((live,)) = conn.query::<(u64,)>(&pipe).await {
-            replicas.store(live.max(1), Ordering::Relaxed);
+        // the heartbeat doubles as the health probe: an idle replica notices
+        // Redis coming back without waiting for traffic
+        match conn.query::<(u64,)>(&pipe).await {
+            Ok((live,)) => {
+                replicas.store(live.max(1), Ordering::Relaxed);
+                health.mark(Ok(()));
+            }
+            Err(e) => health.mark(Err(e.to_string())),
         }
-        tokio::time::sleep(HEARTBEAT).await;
+        let pause = if health.is_degraded() {
+            Duration::from_millis(RETRY_MS)
+        } else {
+            HEARTBEAT
+        };
+        tokio::time::sleep(pause).await;
     }
 }

@@ -43,8 +43,43 @@ pub struct RedisStore {
     local: MemoryStore,
     replicas: Arc<AtomicU64>,
     fixed_replicas: Option<u64>,
+    health: Arc<Health>,
+}
+
+/// Whether Redis answers, as seen by calls and by the heartbeat.
+pub(super) struct Health {
     degraded: AtomicBool,
     retry_at: AtomicU64,
+    clock: Clock,
+}
+
+impl Health {
+    /// Records the result of a call; logs once per change of state.
+    pub(super) fn mark(&self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!("shared state reachable again; back on Redis");
+                }
+            }
+            Err(why) => {
+                self.retry_at
+                    .store(self.clock.now_ms() + RETRY_MS, Ordering::Relaxed);
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %why, "shared state unreachable; serving on this replica's local view");
+                }
+            }
+        }
+    }
+
+    pub(super) fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// False while Redis is known down and not yet due for another try.
+    fn worth_trying(&self) -> bool {
+        !self.is_degraded() || self.clock.now_ms() >= self.retry_at.load(Ordering::Relaxed)
+    }
 }
 
 /// The key prefix of a namespace; `{ns}` is the Redis Cluster hash tag.
@@ -62,17 +97,21 @@ impl RedisStore {
             complete: Script::new(include_str!("complete.lua")),
             view: Script::new(include_str!("view.lua")),
             local: MemoryStore::new(max_sessions, clock.clone()),
-            clock,
+            clock: clock.clone(),
             call_timeout: config.call_timeout,
             replicas: Arc::new(AtomicU64::new(1)),
             fixed_replicas: config.fallback_replicas,
-            degraded: AtomicBool::new(false),
-            retry_at: AtomicU64::new(0),
+            health: Arc::new(Health {
+                degraded: AtomicBool::new(false),
+                retry_at: AtomicU64::new(0),
+                clock: clock.clone(),
+            }),
         });
         tokio::spawn(conn::connect_and_heartbeat(
             config,
             store.conn.clone(),
             store.replicas.clone(),
+            store.health.clone(),
             store.clock.clone(),
         ));
         store
@@ -92,29 +131,7 @@ impl RedisStore {
     /// The connection, unless Redis is known down and not due for a retry.
     fn usable(&self) -> Option<Conn> {
         let conn = self.conn.get()?;
-        if self.degraded.load(Ordering::Relaxed)
-            && self.clock.now_ms() < self.retry_at.load(Ordering::Relaxed)
-        {
-            return None;
-        }
-        Some(conn.clone())
-    }
-
-    fn mark(&self, result: Result<(), String>) {
-        match result {
-            Ok(()) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
-                    tracing::info!("shared state reachable again; back on Redis");
-                }
-            }
-            Err(why) => {
-                self.retry_at
-                    .store(self.clock.now_ms() + RETRY_MS, Ordering::Relaxed);
-                if !self.degraded.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %why, "shared state unreachable; serving on this replica's local view");
-                }
-            }
-        }
+        self.health.worth_trying().then(|| conn.clone())
     }
 
     /// Runs one script call under the per-call limit.
@@ -134,11 +151,11 @@ impl RedisStore {
             };
         match result {
             Ok(v) => {
-                self.mark(Ok(()));
+                self.health.mark(Ok(()));
                 Some(v)
             }
             Err(why) => {
-                self.mark(Err(why));
+                self.health.mark(Err(why));
                 None
             }
         }
@@ -302,6 +319,6 @@ impl StateStore for RedisStore {
     }
 
     fn degraded(&self) -> bool {
-        self.degraded.load(Ordering::Relaxed) || self.conn.get().is_none()
+        self.health.is_degraded() || self.conn.get().is_none()
     }
 }

@@ -1,0 +1,255 @@
+//! Several proxy processes sharing one real redis-server behave like one
+//! gateway: cooldowns, rate windows, concurrency and sessions are shared,
+//! and losing Redis never fails a client request.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use llmpool_e2e::harness::{ConfigDir, ProxyProcess};
+use llmpool_e2e::mock::MockProvider;
+use llmpool_e2e::redis::RedisServer;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A mock, one redis-server and `n` proxies on the same config.
+struct Cluster {
+    mock: MockProvider,
+    redis: RedisServer,
+    _dir: ConfigDir,
+    proxies: Vec<ProxyProcess>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start(n: usize, accounts: &[Acct<'_>], route_spec: &str) -> Cluster {
+        let mock = MockProvider::start().await.unwrap();
+        let redis = RedisServer::start().unwrap();
+        let dir = ConfigDir::new().unwrap();
+        write_config(&dir, &mock, accounts, route_spec);
+        let url = redis.url();
+        let proxies = (0..n)
+            .map(|_| {
+                let args = ["--redis", url.as_str(), "--redis-timeout", "1s"];
+                ProxyProcess::start(dir.path(), &args, &[]).unwrap_or_else(|f| panic!("{f:?}"))
+            })
+            .collect();
+        let cluster = Cluster {
+            mock,
+            redis,
+            _dir: dir,
+            proxies,
+            http: reqwest::Client::new(),
+        };
+        for i in 0..n {
+            let url = cluster.proxies[i].url("/readyz");
+            let http = cluster.http.clone();
+            eventually("replica connected to Redis", || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let r: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+                    r["stateDegraded"] == false
+                }
+            })
+            .await;
+        }
+        cluster
+    }
+
+    async fn ask(&self, replica: usize, body: &Value) -> reqwest::Response {
+        let url = self.proxies[replica].url("/v1/chat/completions");
+        self.http.post(url).json(body).send().await.unwrap()
+    }
+
+    async fn served_by(&self, replica: usize) -> String {
+        let r = self.ask(replica, &chat_body("gpt-test", false)).await;
+        assert_eq!(r.status(), 200);
+        reply_label(&r.json().await.unwrap())
+    }
+
+    async fn degraded(&self, replica: usize) -> bool {
+        let url = self.proxies[replica].url("/readyz");
+        let r: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["stateDegraded"] == true
+    }
+}
+
+#[tokio::test]
+async fn a_429_seen_by_one_replica_cools_the_account_for_all() {
+    let accounts = [
+        (
+            "a",
+            "a?status=429&retry_after=30&times=1",
+            "  priority: 0\n",
+        ),
+        ("b", "b", "  priority: 1\n"),
+    ];
+    let c = Cluster::start(3, &accounts, &one_tier(&["a", "b"], "fill-first", "")).await;
+    assert_eq!(c.served_by(0).await, "b");
+    for replica in [1, 2, 1, 2] {
+        assert_eq!(
+            c.served_by(replica).await,
+            "b",
+            "replica {replica} skips the cooled account"
+        );
+    }
+    assert_eq!(c.mock.stats.get("a").requests, 1);
+}
+
+#[tokio::test]
+async fn requests_per_minute_holds_across_replicas_under_concurrent_load() {
+    let accounts = [("a", "a?latency_ms=20", "  limits: {requestsPerMinute: 7}\n")];
+    let c = Cluster::start(3, &accounts, &one_tier(&["a"], "round-robin", "")).await;
+    let body = chat_body("gpt-test", false);
+    let all = join_all((0..24).map(|i| c.ask(i % 3, &body))).await;
+    let ok = all.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(
+        c.mock.stats.get("a").requests,
+        7,
+        "exactly the shared limit reached the provider"
+    );
+    assert_eq!(ok, 7);
+    assert!(
+        all.iter()
+            .filter(|r| r.status() != 200)
+            .all(|r| r.status() == 429)
+    );
+}
+
+#[tokio::test]
+async fn max_concurrency_holds_across_replicas() {
+    let accounts = [("a", "a?latency_ms=400", "  limits: {maxConcurrency: 2}\n")];
+    let c = Cluster::start(3, &accounts, &one_tier(&["a"], "round-robin", "")).await;
+    let body = chat_body("gpt-test", false);
+    let all = join_all((0..9).map(|i| c.ask(i % 3, &body))).await;
+    assert_eq!(c.mock.stats.get("a").max_in_flight, 2);
+    assert_eq!(all.iter().filter(|r| r.status() == 200).count(), 2);
+}
+
+#[tokio::test]
+async fn a_sticky_session_hits_the_same_account_through_any_replica() {
+    let accounts = [("a", "a", ""), ("b", "b", ""), ("c", "c", "")];
+    let c = Cluster::start(3, &accounts, &one_tier(&["a", "b", "c"], "sticky", "")).await;
+    let mut body = chat_body("gpt-test", false);
+    body["user"] = "user-42".into();
+    let first = reply_label(&c.ask(0, &body).await.json().await.unwrap());
+    for replica in [1, 2, 0, 2, 1] {
+        let label = reply_label(&c.ask(replica, &body).await.json().await.unwrap());
+        assert_eq!(label, first, "replica {replica}");
+    }
+}
+
+#[tokio::test]
+async fn losing_redis_fails_no_request_and_shared_limits_return_with_it() {
+    let accounts = [
+        ("a", "a", "  limits: {requestsPerMinute: 4}\n"),
+        ("b", "b", ""),
+    ];
+    let spec = one_tier(&["a", "b"], "fill-first", "");
+    let mut c = Cluster::start(2, &accounts, &spec).await;
+    for i in 0..6 {
+        assert_eq!(
+            c.ask(i % 2, &chat_body("gpt-test", false)).await.status(),
+            200
+        );
+    }
+    assert_eq!(
+        c.mock.stats.get("a").requests,
+        4,
+        "the shared window filled a, the rest went to b"
+    );
+
+    c.redis.kill();
+    for i in 0..20 {
+        let r = c.ask(i % 2, &chat_body("gpt-test", i % 3 == 0)).await;
+        assert_eq!(r.status(), 200, "request {i} during the outage");
+        let _ = r.bytes().await;
+    }
+    assert!(
+        c.degraded(0).await && c.degraded(1).await,
+        "both replicas say they are degraded"
+    );
+    let m = c
+        .http
+        .get(c.proxies[0].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("llmpool_state_degraded 1"));
+
+    c.redis.restart().unwrap();
+    for replica in 0..2 {
+        eventually("replica back on Redis", || async {
+            !c.degraded(replica).await
+        })
+        .await;
+    }
+    let before = c.mock.stats.get("a").requests;
+    for i in 0..8 {
+        assert_eq!(
+            c.ask(i % 2, &chat_body("gpt-test", false)).await.status(),
+            200
+        );
+    }
+    assert_eq!(
+        c.mock.stats.get("a").requests - before,
+        4,
+        "after the restart the (empty) shared window holds again across replicas"
+    );
+    assert!(
+        c.proxies[0]
+            .logs()
+            .iter()
+            .filter(|l| l.contains("shared state unreachable"))
+            .count()
+            == 1,
+        "logged once"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_replica_leaks_no_lease_beyond_its_expiry() {
+    let accounts = [("a", "a?latency_ms=20000", "  limits: {maxConcurrency: 1}\n")];
+    let spec = one_tier(
+        &["a"],
+        "round-robin",
+        "  retry: {perTryTimeout: 2s, firstByteTimeout: 2s, maxAttempts: 1}\n",
+    );
+    let mut c = Cluster::start(2, &accounts, &spec).await;
+    let url = c.proxies[0].url("/v1/chat/completions");
+    let http = c.http.clone();
+    let hanging = tokio::spawn(async move {
+        http.post(url)
+            .json(&chat_body("gpt-test", false))
+            .send()
+            .await
+    });
+    eventually("the slow request holds the slot", || async {
+        c.mock.stats.get("a").in_flight == 1
+    })
+    .await;
+    // replica 0 dies holding the only slot
+    drop(c.proxies.remove(0));
+    let _ = hanging.await;
+    let r = c.ask(0, &chat_body("gpt-test", false)).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "the dead replica's lease still holds the slot"
+    );
+    // the lease lasts perTryTimeout + 5 s; after that the slot is free again
+    tokio::time::sleep(Duration::from_millis(7200)).await;
+    let r = c.ask(0, &chat_body("gpt-test", false)).await;
+    assert_ne!(r.status(), 429, "the lease expired by itself");
+}
