@@ -1,7 +1,9 @@
 //! Load bench: requests/s and latency (p50/p99) of a chat completion sent
-//! straight to the mock provider versus through `llmpool-proxy`, both
-//! non-streaming and streaming, measured in one run so the ratio holds on a
-//! noisy machine. Needs the release proxy binary:
+//! straight to the mock provider, through `llmpool-proxy` with in-memory
+//! state, and through `llmpool-proxy` with Redis state (a real redis-server),
+//! both non-streaming and streaming, measured in one run so the ratios hold
+//! on a noisy machine. It also counts Redis script calls per request from
+//! `INFO commandstats`. Needs the release proxy binary and redis-server:
 //!
 //!     cargo build --release -p llmpool-proxy && cargo bench -p llmpool-e2e --bench load
 //!
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
 use llmpool_e2e::mock::MockProvider;
+use llmpool_e2e::redis::RedisServer;
 use serde_json::json;
 
 struct Run {
@@ -102,6 +105,19 @@ async fn load(
     }
 }
 
+/// EVAL + EVALSHA calls so far, from `INFO commandstats`.
+fn redis_script_calls(port: u16) -> u64 {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", "commandstats"])
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
@@ -136,12 +152,17 @@ fn main() {
         ]);
         dir.write("bench.yaml", &config).unwrap();
         let proxy = ProxyProcess::start(dir.path(), &[], &[]).unwrap_or_else(|f| panic!("{f:?}"));
+        let redis = RedisServer::start().unwrap();
+        let redis_url = redis.url();
+        let with_redis = ProxyProcess::start(dir.path(), &["--redis", &redis_url], &[]).unwrap_or_else(|f| panic!("{f:?}"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
             .build()
             .unwrap();
         let direct = format!("{url}/chat/completions");
         let via = proxy.url("/v1/chat/completions");
+        let via_redis = with_redis.url("/v1/chat/completions");
 
         println!(
             "requests per run: {requests}, concurrency: {concurrency}, cores: {}",
@@ -149,37 +170,39 @@ fn main() {
         );
         println!("| mode | path | req/s | p50 ms | p99 ms | errors |");
         println!("|---|---|---|---|---|---|");
+        let mut script_calls = 0;
+        let mut redis_requests = 0;
         for stream in [false, true] {
-            // warm both paths (connection pools, allocator)
-            load(
-                &client,
-                &direct,
-                "bench-a",
-                stream,
-                requests / 10,
-                concurrency,
-            )
-            .await;
+            // warm every path (connection pools, allocator, script cache)
+            load(&client, &direct, "bench-a", stream, requests / 10, concurrency).await;
             load(&client, &via, "", stream, requests / 10, concurrency).await;
+            load(&client, &via_redis, "", stream, requests / 10, concurrency).await;
             let d = load(&client, &direct, "bench-a", stream, requests, concurrency).await;
             let p = load(&client, &via, "", stream, requests, concurrency).await;
+            let before = redis_script_calls(redis.port);
+            let r = load(&client, &via_redis, "", stream, requests, concurrency).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            script_calls += redis_script_calls(redis.port) - before;
+            redis_requests += requests;
             let mode = if stream { "stream" } else { "whole" };
-            for (path, r) in [("direct to mock", &d), ("through llmpool", &p)] {
+            for (path, run) in [("direct to mock", &d), ("llmpool, memory state", &p), ("llmpool, redis state", &r)] {
+                println!("| {mode} | {path} | {:.0} | {} | {} | {} |", run.rps, ms(run.p50), ms(run.p99), run.errors);
+            }
+            for (path, run) in [("added, memory state", &p), ("added, redis state", &r)] {
                 println!(
-                    "| {mode} | {path} | {:.0} | {} | {} | {} |",
-                    r.rps,
-                    ms(r.p50),
-                    ms(r.p99),
-                    r.errors
+                    "| {mode} | {path} | {:.0}% of direct req/s | +{} | +{} | |",
+                    100.0 * run.rps / d.rps,
+                    ms(run.p50.saturating_sub(d.p50)),
+                    ms(run.p99.saturating_sub(d.p99))
                 );
             }
-            println!(
-                "| {mode} | added by llmpool | {:.0}% of direct req/s | +{} | +{} | |",
-                100.0 * p.rps / d.rps,
-                ms(p.p50.saturating_sub(d.p50)),
-                ms(p.p99.saturating_sub(d.p99))
-            );
         }
+        // admission and completion scripts, plus the heartbeat every 5 s
+        println!(
+            "redis script calls per request: {:.3} (admit + complete; heartbeats excluded)",
+            script_calls as f64 / redis_requests as f64
+        );
+        drop(with_redis);
         drop(proxy);
     });
 }
