@@ -114,7 +114,14 @@ fn redis_script_calls(port: u16) -> u64 {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
@@ -154,7 +161,8 @@ fn main() {
         let proxy = ProxyProcess::start(dir.path(), &[], &[]).unwrap_or_else(|f| panic!("{f:?}"));
         let redis = RedisServer::start().unwrap();
         let redis_url = redis.url();
-        let with_redis = ProxyProcess::start(dir.path(), &["--redis", &redis_url], &[]).unwrap_or_else(|f| panic!("{f:?}"));
+        let with_redis = ProxyProcess::start(dir.path(), &["--redis", &redis_url], &[])
+            .unwrap_or_else(|f| panic!("{f:?}"));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
@@ -174,7 +182,15 @@ fn main() {
         let mut redis_requests = 0;
         for stream in [false, true] {
             // warm every path (connection pools, allocator, script cache)
-            load(&client, &direct, "bench-a", stream, requests / 10, concurrency).await;
+            load(
+                &client,
+                &direct,
+                "bench-a",
+                stream,
+                requests / 10,
+                concurrency,
+            )
+            .await;
             load(&client, &via, "", stream, requests / 10, concurrency).await;
             load(&client, &via_redis, "", stream, requests / 10, concurrency).await;
             let d = load(&client, &direct, "bench-a", stream, requests, concurrency).await;
@@ -185,8 +201,18 @@ fn main() {
             script_calls += redis_script_calls(redis.port) - before;
             redis_requests += requests;
             let mode = if stream { "stream" } else { "whole" };
-            for (path, run) in [("direct to mock", &d), ("llmpool, memory state", &p), ("llmpool, redis state", &r)] {
-                println!("| {mode} | {path} | {:.0} | {} | {} | {} |", run.rps, ms(run.p50), ms(run.p99), run.errors);
+            for (path, run) in [
+                ("direct to mock", &d),
+                ("llmpool, memory state", &p),
+                ("llmpool, redis state", &r),
+            ] {
+                println!(
+                    "| {mode} | {path} | {:.0} | {} | {} | {} |",
+                    run.rps,
+                    ms(run.p50),
+                    ms(run.p99),
+                    run.errors
+                );
             }
             for (path, run) in [("added, memory state", &p), ("added, redis state", &r)] {
                 println!(

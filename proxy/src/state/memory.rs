@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::clock::{Clock, DAY_MS};
 use super::{
-    AccountView, Admission, AdmitRequest, BUSY_RETRY_MS, Candidate, Completion, Lease, Outcome,
-    StateError, StateStore, WINDOW_MS, ms,
+    AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, BUSY_RETRY_MS,
+    Candidate, Completion, Lease, Outcome, StateError, StateStore, WINDOW_MS, ms,
 };
 
 /// In-process state store.
@@ -37,6 +37,8 @@ struct AccountState {
     tokens: VecDeque<TokenEntry>,
     day: u64,
     day_tokens: u64,
+    /// Consecutive failed attempts (reset by a success).
+    failures: u32,
 }
 
 struct TokenEntry {
@@ -89,10 +91,19 @@ fn account_key(ns: &str, account: &str) -> String {
 
 /// The cooldown records that apply to a candidate: account-wide, (account,
 /// model), and (project, model).
+/// Indexes into `scopes()`.
+const ACCOUNT: usize = 0;
+const MODEL: usize = 1;
+const BREAKER: usize = 2;
+const PROJECT: usize = 3;
+
+/// The cooldown records that apply to a candidate: account-wide, (account,
+/// model), the account's circuit breaker, and (project, model).
 fn scopes(ns: &str, c: &Candidate) -> Vec<String> {
     let mut v = vec![
         format!("a/{ns}/{}", c.account),
         format!("m/{ns}/{}/{}", c.account, c.model),
+        format!("b/{ns}/{}", c.account),
     ];
     if let Some(p) = &c.project {
         v.push(format!("p/{ns}/{p}/{}", c.model));
@@ -323,8 +334,10 @@ impl StateStore for MemoryStore {
             }
         }
         let scopes = scopes(ns, c);
+        let key = account_key(ns, &c.account);
         match &done.outcome {
             Outcome::Success { exhausted_for } => {
+                inner.accounts.entry(key).or_default().failures = 0;
                 for scope in &scopes {
                     let passed = inner.cooldowns.get(scope).is_some_and(|cd| {
                         cd.until <= now
@@ -337,7 +350,7 @@ impl StateStore for MemoryStore {
                     }
                 }
                 if let Some(rest) = exhausted_for {
-                    set_cooldown(&mut inner, &scopes[1], now + ms(*rest), false, None);
+                    set_cooldown(&mut inner, &scopes[MODEL], now + ms(*rest), false, None);
                 }
                 if let Some(s) = done.session {
                     inner.bind(
@@ -351,20 +364,41 @@ impl StateStore for MemoryStore {
                 }
             }
             Outcome::RateLimited { cooldown } => {
-                for scope in &scopes[1..] {
+                for scope in [Some(&scopes[MODEL]), scopes.get(PROJECT)]
+                    .into_iter()
+                    .flatten()
+                {
                     set_cooldown(&mut inner, scope, now + ms(*cooldown), true, None);
                 }
             }
             Outcome::AccountBlocked { recheck } => {
                 let fp = Some(c.fingerprint.clone());
-                set_cooldown(&mut inner, &scopes[0], now + ms(*recheck), true, fp);
+                set_cooldown(&mut inner, &scopes[ACCOUNT], now + ms(*recheck), true, fp);
             }
             Outcome::Failed | Outcome::Cancelled => {
+                let breaker_probe = inner
+                    .cooldowns
+                    .get(&scopes[BREAKER])
+                    .is_some_and(|cd| cd.probe.is_some_and(|(id, _)| id == lease.id));
                 for scope in &scopes {
                     if let Some(cd) = inner.cooldowns.get_mut(scope)
                         && cd.probe.is_some_and(|(id, _)| id == lease.id)
                     {
                         cd.probe = None;
+                    }
+                }
+                if done.outcome == Outcome::Failed {
+                    let acct = inner.accounts.entry(key).or_default();
+                    acct.failures += 1;
+                    if breaker_probe || acct.failures >= BREAKER_FAILURES {
+                        acct.failures = 0;
+                        set_cooldown(
+                            &mut inner,
+                            &scopes[BREAKER],
+                            now + BREAKER_OPEN_MS,
+                            true,
+                            None,
+                        );
                     }
                 }
             }
@@ -389,11 +423,14 @@ impl StateStore for MemoryStore {
                         a.leases.values().filter(|e| **e > now).count() as u64
                     });
                 let account_wide = format!("a/{namespace}/{name}");
+                let breaker = format!("b/{namespace}/{name}");
                 let per_model = format!("m/{namespace}/{name}/");
                 let mut cooling: Option<u64> = None;
                 let mut blocked = false;
                 for (k, cd) in &inner.cooldowns {
-                    if cd.until > now && (*k == account_wide || k.starts_with(&per_model)) {
+                    if cd.until > now
+                        && (*k == account_wide || *k == breaker || k.starts_with(&per_model))
+                    {
                         let left = cd.until - now;
                         cooling = Some(cooling.map_or(left, |c| c.max(left)));
                         blocked |= *k == account_wide;

@@ -22,6 +22,11 @@ pub use redis::{RedisConfig, RedisStore};
 
 /// Rate windows are sliding 60-second windows.
 pub(crate) const WINDOW_MS: u64 = 60_000;
+/// Consecutive failed attempts (5xx, connect errors, timeouts, broken
+/// streams) that open an account's circuit breaker.
+pub const BREAKER_FAILURES: u32 = 5;
+/// How long an open breaker keeps the account out before one probe.
+pub const BREAKER_OPEN_MS: u64 = 30_000;
 /// Retry hint when an account is full and no time can be named (concurrency).
 pub(crate) const BUSY_RETRY_MS: u64 = 1_000;
 

@@ -65,4 +65,5 @@ for_both_stores!(
     sessions_stick_to_their_account_and_rebind_on_failover,
     least_busy_picks_the_account_with_fewest_in_flight,
     token_windows_reserve_then_reconcile_with_real_usage,
+    consecutive_failures_open_the_circuit_and_one_probe_closes_it,
 );

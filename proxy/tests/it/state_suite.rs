@@ -325,3 +325,55 @@ pub async fn token_windows_reserve_then_reconcile_with_real_usage(
     s.complete(&done).await.unwrap();
     admit(s, &r).await.expect("20 used + 60 fits");
 }
+
+pub async fn consecutive_failures_open_the_circuit_and_one_probe_closes_it(
+    s: &dyn StateStore,
+    clock: &Clock,
+) {
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let fail_once = || async {
+        let l = admit(s, &req(&c, &[])).await.unwrap();
+        finish(s, &c[0], &l, Outcome::Failed).await;
+    };
+    // a success in between resets the count
+    for _ in 0..4 {
+        fail_once().await;
+    }
+    let l = admit(s, &req(&c, &[])).await.unwrap();
+    finish(s, &c[0], &l, ok()).await;
+    for _ in 0..4 {
+        fail_once().await;
+    }
+    assert!(
+        admit(s, &req(&c, &[])).await.is_ok(),
+        "4 failures in a row keep it closed"
+    );
+    // the 5th in a row (the admission above counted as none yet) opens it
+    let l = admit(s, &req(&c, &[])).await.unwrap();
+    finish(s, &c[0], &l, Outcome::Failed).await;
+    assert_eq!(admit(s, &req(&c, &[])).await, Err(Duration::from_secs(30)));
+    assert!(
+        s.view("ns", &["a".into()]).await.unwrap()[0]
+            .cooling_for
+            .is_some()
+    );
+
+    // half-open: one probe; its failure opens it again
+    clock.advance_ms(30_000);
+    let probe = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(probe.probe);
+    assert!(
+        admit(s, &req(&c, &[])).await.is_err(),
+        "one probe at a time, for every replica"
+    );
+    finish(s, &c[0], &probe, Outcome::Failed).await;
+    assert_eq!(admit(s, &req(&c, &[])).await, Err(Duration::from_secs(30)));
+
+    // a good probe closes it
+    clock.advance_ms(30_000);
+    let probe = admit(s, &req(&c, &[])).await.unwrap();
+    finish(s, &c[0], &probe, ok()).await;
+    let a = admit(s, &req(&c, &[])).await.unwrap();
+    let b = admit(s, &req(&c, &[])).await.unwrap();
+    assert!(!a.probe && !b.probe);
+}

@@ -31,9 +31,14 @@ end
 
 local function acct(c) return prefix .. 'acct:' .. c.account .. ':' end
 
+-- account-wide, (account, model), circuit breaker, (project, model)
 local function scopes(c)
-  local s = { prefix .. 'cd:a:' .. c.account, prefix .. 'cd:m:' .. c.account .. ':' .. c.model }
-  if c.project ~= '' then s[3] = prefix .. 'cd:p:' .. c.project .. ':' .. c.model end
+  local s = {
+    prefix .. 'cd:a:' .. c.account,
+    prefix .. 'cd:m:' .. c.account .. ':' .. c.model,
+    prefix .. 'cd:b:' .. c.account,
+  }
+  if c.project ~= '' then s[4] = prefix .. 'cd:p:' .. c.project .. ':' .. c.model end
   return s
 end
 

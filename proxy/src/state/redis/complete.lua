@@ -6,7 +6,7 @@
 --          outcome (ok | rl | blk | fail | cancel), duration_ms (ok: rest
 --          for an exhausted budget, rl: cooldown, blk: recheck), tokens_used
 --          (-1 = unknown), reserved, has_tpm, has_daily, session_key,
---          session_ttl_ms
+--          session_ttl_ms, breaker_failures, breaker_open_ms
 -- Cooldown changes are published on <prefix>events as "<key>|<until_ms>".
 
 local prefix = ARGV[1]
@@ -19,6 +19,7 @@ local tokens = tonumber(ARGV[10])
 local reserved = tonumber(ARGV[11])
 local has_tpm, has_daily = ARGV[12] == '1', ARGV[13] == '1'
 local session_key, session_ttl = ARGV[14], tonumber(ARGV[15])
+local breaker_failures, breaker_open = tonumber(ARGV[16]), tonumber(ARGV[17])
 local WINDOW, DAY = 60000, 86400000
 
 local a = prefix .. 'acct:' .. account .. ':'
@@ -39,8 +40,14 @@ if tokens >= 0 then
   end
 end
 
-local scopes = { prefix .. 'cd:a:' .. account, prefix .. 'cd:m:' .. account .. ':' .. model }
-if project ~= '' then scopes[3] = prefix .. 'cd:p:' .. project .. ':' .. model end
+-- account-wide, (account, model), circuit breaker, (project, model)
+local ACCOUNT, MODEL, BREAKER, PROJECT = 1, 2, 3, 4
+local scopes = {
+  prefix .. 'cd:a:' .. account,
+  prefix .. 'cd:m:' .. account .. ':' .. model,
+  prefix .. 'cd:b:' .. account,
+}
+if project ~= '' then scopes[PROJECT] = prefix .. 'cd:p:' .. project .. ':' .. model end
 
 -- extends (never shortens) a cooldown; indexed per account for view()
 local function set_cooldown(key, until_, probe_after, fingerprint)
@@ -54,11 +61,12 @@ local function set_cooldown(key, until_, probe_after, fingerprint)
     redis.call('HSET', key, 'u', until_, 'pa', probe_after and '1' or '0', 'fp', fingerprint)
   end
   redis.call('PEXPIRE', key, math.max(until_ - now, 0) + DAY)
-  if key ~= scopes[3] then redis.call('ZADD', a .. 'cdi', until_, key) end
+  if key ~= scopes[PROJECT] then redis.call('ZADD', a .. 'cdi', until_, key) end
   redis.call('PUBLISH', prefix .. 'events', key .. '|' .. until_)
 end
 
 if outcome == 'ok' then
+  redis.call('DEL', a .. 'fails')
   for _, key in ipairs(scopes) do
     local cd = redis.call('HMGET', key, 'u', 'pl', 'pe')
     if cd[1] and tonumber(cd[1]) <= now
@@ -68,18 +76,28 @@ if outcome == 'ok' then
       redis.call('PUBLISH', prefix .. 'events', key .. '|0')
     end
   end
-  if dur > 0 then set_cooldown(scopes[2], now + dur, false, '') end
+  if dur > 0 then set_cooldown(scopes[MODEL], now + dur, false, '') end
   if session_key ~= '' then
     redis.call('SET', prefix .. 'ss:' .. session_key, (now + session_ttl) .. '|' .. account,
       'PX', session_ttl + WINDOW)
   end
 elseif outcome == 'rl' then
-  for k = 2, #scopes do set_cooldown(scopes[k], now + dur, true, '') end
+  set_cooldown(scopes[MODEL], now + dur, true, '')
+  if scopes[PROJECT] then set_cooldown(scopes[PROJECT], now + dur, true, '') end
 elseif outcome == 'blk' then
-  set_cooldown(scopes[1], now + dur, true, fp)
+  set_cooldown(scopes[ACCOUNT], now + dur, true, fp)
 else
+  local breaker_probe = redis.call('HGET', scopes[BREAKER], 'pl') == lease
   for _, key in ipairs(scopes) do
     if redis.call('HGET', key, 'pl') == lease then redis.call('HDEL', key, 'pl', 'pe') end
+  end
+  if outcome == 'fail' then
+    local fails = redis.call('INCR', a .. 'fails')
+    redis.call('PEXPIRE', a .. 'fails', DAY)
+    if breaker_probe or fails >= breaker_failures then
+      redis.call('DEL', a .. 'fails')
+      set_cooldown(scopes[BREAKER], now + breaker_open, true, '')
+    end
   end
 end
 return 1

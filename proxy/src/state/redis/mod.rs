@@ -20,8 +20,8 @@ use tokio::sync::OnceCell;
 
 use super::clock::Clock;
 use super::{
-    AccountView, Admission, AdmitRequest, Candidate, Completion, Lease, MemoryStore, Outcome,
-    StateError, StateStore, ms,
+    AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, Candidate, Completion,
+    Lease, MemoryStore, Outcome, StateError, StateStore, ms,
 };
 use conn::Conn;
 pub use conn::RedisConfig;
@@ -284,7 +284,9 @@ impl StateStore for RedisStore {
             .arg(u8::from(c.limits.tokens_per_minute.is_some()))
             .arg(u8::from(c.limits.daily_tokens.is_some()))
             .arg(done.session.map_or("", |s| s.key.as_str()))
-            .arg(done.session.map_or(0, |s| ms(s.ttl)));
+            .arg(done.session.map_or(0, |s| ms(s.ttl)))
+            .arg(BREAKER_FAILURES)
+            .arg(BREAKER_OPEN_MS);
         // a lost completion is not lost capacity: the lease expires by itself
         let _ = self.call::<i64>(inv).await;
         Ok(())
