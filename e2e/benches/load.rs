@@ -105,26 +105,6 @@ async fn load(
     }
 }
 
-/// EVAL + EVALSHA calls so far, from `INFO commandstats`.
-fn redis_script_calls(port: u16) -> u64 {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "info", "commandstats"])
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
@@ -195,10 +175,10 @@ fn main() {
             load(&client, &via_redis, "", stream, requests / 10, concurrency).await;
             let d = load(&client, &direct, "bench-a", stream, requests, concurrency).await;
             let p = load(&client, &via, "", stream, requests, concurrency).await;
-            let before = redis_script_calls(redis.port);
+            let before = redis.script_calls();
             let r = load(&client, &via_redis, "", stream, requests, concurrency).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            script_calls += redis_script_calls(redis.port) - before;
+            script_calls += redis.script_calls() - before;
             redis_requests += requests;
             let mode = if stream { "stream" } else { "whole" };
             for (path, run) in [

@@ -253,3 +253,23 @@ async fn a_killed_replica_leaks_no_lease_beyond_its_expiry() {
     let r = c.ask(0, &chat_body("gpt-test", false)).await;
     assert_ne!(r.status(), 429, "the lease expired by itself");
 }
+
+#[tokio::test]
+async fn cooldowns_are_pushed_so_a_known_cold_account_costs_no_redis_call() {
+    let accounts = [("a", "a?status=429&retry_after=30", "")];
+    let c = Cluster::start(3, &accounts, &one_tier(&["a"], "round-robin", "")).await;
+    assert_eq!(c.ask(0, &chat_body("gpt-test", false)).await.status(), 429);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = c.redis.script_calls();
+    for replica in [1, 2, 1, 2, 0] {
+        let r = c.ask(replica, &chat_body("gpt-test", false)).await;
+        assert_eq!(r.status(), 429, "replica {replica}");
+        assert!((29..=30).contains(&retry_after_secs(&r)));
+    }
+    assert_eq!(
+        c.redis.script_calls(),
+        before,
+        "replicas knew from pub/sub; Redis was not asked"
+    );
+    assert_eq!(c.mock.stats.get("a").requests, 1);
+}

@@ -7,7 +7,9 @@
 --          for an exhausted budget, rl: cooldown, blk: recheck), tokens_used
 --          (-1 = unknown), reserved, has_tpm, has_daily, session_key,
 --          session_ttl_ms, breaker_failures, breaker_open_ms
--- Cooldown changes are published on <prefix>events as "<key>|<until_ms>".
+-- Cooldown changes are published on <prefix>events as
+-- "<key>|<until_ms>|<fingerprint>" (until 0 = cleared), feeding every
+-- replica's cache of accounts known to be cold.
 
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -62,7 +64,7 @@ local function set_cooldown(key, until_, probe_after, fingerprint)
   end
   redis.call('PEXPIRE', key, math.max(until_ - now, 0) + DAY)
   if key ~= scopes[PROJECT] then redis.call('ZADD', a .. 'cdi', until_, key) end
-  redis.call('PUBLISH', prefix .. 'events', key .. '|' .. until_)
+  redis.call('PUBLISH', prefix .. 'events', key .. '|' .. until_ .. '|' .. fingerprint)
 end
 
 if outcome == 'ok' then
@@ -73,7 +75,7 @@ if outcome == 'ok' then
         and (not cd[2] or cd[2] == '' or cd[2] == lease or tonumber(cd[3]) <= now) then
       redis.call('DEL', key)
       redis.call('ZREM', a .. 'cdi', key)
-      redis.call('PUBLISH', prefix .. 'events', key .. '|0')
+      redis.call('PUBLISH', prefix .. 'events', key .. '|0|')
     end
   end
   if dur > 0 then set_cooldown(scopes[MODEL], now + dur, false, '') end

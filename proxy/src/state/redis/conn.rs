@@ -134,3 +134,39 @@ pub(super) async fn connect_and_heartbeat(
         tokio::time::sleep(pause).await;
     }
 }
+
+/// Listens for cooldown events and feeds the cold cache, resubscribing after
+/// every disconnect. In Cluster mode PUBLISH reaches every node, so the first
+/// seed node is enough.
+pub(super) async fn follow_cooldowns(
+    config: RedisConfig,
+    cache: Arc<super::cold::ColdCache>,
+    clock: Clock,
+) {
+    use futures_util::StreamExt;
+    let url = config
+        .url
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let channel = format!("{}events", prefix(&config.namespace));
+    loop {
+        let subscribed = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        if let Ok(mut pubsub) = subscribed.await {
+            let mut messages = pubsub.on_message();
+            while let Some(msg) = messages.next().await {
+                if let Ok(text) = msg.get_payload::<String>() {
+                    cache.apply(&text, clock.now_ms());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -8,6 +8,7 @@
 //! the number of live replicas), says so in /readyz and metrics, logs once
 //! per change, and retries Redis at most once a second until it is back.
 
+mod cold;
 mod conn;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct RedisStore {
     replicas: Arc<AtomicU64>,
     fixed_replicas: Option<u64>,
     health: Arc<Health>,
+    cold: Arc<cold::ColdCache>,
 }
 
 /// Whether Redis answers, as seen by calls and by the heartbeat.
@@ -101,12 +103,18 @@ impl RedisStore {
             call_timeout: config.call_timeout,
             replicas: Arc::new(AtomicU64::new(1)),
             fixed_replicas: config.fallback_replicas,
+            cold: Arc::new(cold::ColdCache::default()),
             health: Arc::new(Health {
                 degraded: AtomicBool::new(false),
                 retry_at: AtomicU64::new(0),
                 clock: clock.clone(),
             }),
         });
+        tokio::spawn(conn::follow_cooldowns(
+            config.clone(),
+            store.cold.clone(),
+            store.clock.clone(),
+        ));
         tokio::spawn(conn::connect_and_heartbeat(
             config,
             store.conn.clone(),
@@ -192,16 +200,32 @@ fn opt(v: Option<u64>) -> u64 {
 impl StateStore for RedisStore {
     async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError> {
         let p = prefix(req.namespace);
+        let now = self.clock.now_ms();
+        // candidates known cold from pub/sub are not sent to Redis at all
+        let mut sent = Vec::with_capacity(req.candidates.len());
+        let mut cold_wait: Option<u64> = None;
+        for (i, c) in req.candidates.iter().enumerate() {
+            match self.cold.wait(&p, c, now) {
+                Some(w) => cold_wait = Some(cold_wait.map_or(w, |x| x.min(w))),
+                None => sent.push(i),
+            }
+        }
+        if sent.is_empty() {
+            return Ok(Admission::Unavailable {
+                retry_after: Duration::from_millis(cold_wait.unwrap_or(1).max(1)),
+            });
+        }
         let mut inv = self.admit.key(format!("{p}seq"));
         inv.arg(&p)
-            .arg(self.clock.now_ms())
+            .arg(now)
             .arg(req.estimated_tokens)
             .arg(ms(req.lease_ttl))
             .arg(u8::from(req.least_busy))
             .arg(req.session.map_or("", |s| s.key.as_str()))
             .arg(req.session.map_or(0, |s| ms(s.ttl)))
-            .arg(req.candidates.len());
-        for (i, c) in req.candidates.iter().enumerate() {
+            .arg(sent.len());
+        for &i in &sent {
+            let c = &req.candidates[i];
             inv.arg(&*c.account)
                 .arg(c.tier)
                 .arg(&*c.model)
@@ -217,14 +241,18 @@ impl StateStore for RedisStore {
             return Ok(match reply.as_slice() {
                 [1, index, id, probe] => Admission::Admitted(Lease {
                     id: id.unsigned_abs(),
-                    index: usize::try_from(*index).unwrap_or(0),
+                    index: sent[usize::try_from(*index).unwrap_or(0).min(sent.len() - 1)],
                     probe: *probe == 1,
                     reserved_tokens: req.estimated_tokens,
                     fallback: false,
                 }),
-                [_, retry_ms, ..] => Admission::Unavailable {
-                    retry_after: Duration::from_millis(retry_ms.unsigned_abs()),
-                },
+                [_, retry_ms, ..] => {
+                    let wait = cold_wait
+                        .map_or(retry_ms.unsigned_abs(), |w| w.min(retry_ms.unsigned_abs()));
+                    Admission::Unavailable {
+                        retry_after: Duration::from_millis(wait.max(1)),
+                    }
+                }
                 _ => {
                     return Err(StateError::Unavailable(
                         "unexpected admission reply".to_owned(),

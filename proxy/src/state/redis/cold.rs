@@ -1,0 +1,100 @@
+//! Each replica's cache of cooldowns it has been told about over pub/sub.
+//! An account whose cooldown is known here is skipped without a Redis read;
+//! the cache only ever skips until the `until` it was told, so a missed
+//! message costs a Redis read, never a wrong answer.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::state::Candidate;
+
+/// Most entries kept; expired ones are dropped first when full.
+const MAX_ENTRIES: usize = 50_000;
+
+/// Cooldown key -> (until_ms, fingerprint it applies to; empty = any).
+#[derive(Default)]
+pub(super) struct ColdCache {
+    entries: Mutex<HashMap<String, (u64, String)>>,
+}
+
+impl ColdCache {
+    /// Applies one `<key>|<until_ms>|<fingerprint>` message.
+    pub(super) fn apply(&self, message: &str, now: u64) {
+        let mut parts = message.splitn(3, '|');
+        let (Some(key), Some(until), fp) = (parts.next(), parts.next(), parts.next()) else {
+            return;
+        };
+        let Ok(until) = until.parse::<u64>() else {
+            return;
+        };
+        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if until <= now {
+            map.remove(key);
+            return;
+        }
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, (u, _)| *u > now);
+            if map.len() >= MAX_ENTRIES {
+                return;
+            }
+        }
+        map.insert(key.to_owned(), (until, fp.unwrap_or_default().to_owned()));
+    }
+
+    /// How long `c` is known to stay cold, if it is.
+    pub(super) fn wait(&self, prefix: &str, c: &Candidate, now: u64) -> Option<u64> {
+        let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.is_empty() {
+            return None;
+        }
+        let mut keys = vec![
+            format!("{prefix}cd:a:{}", c.account),
+            format!("{prefix}cd:m:{}:{}", c.account, c.model),
+            format!("{prefix}cd:b:{}", c.account),
+        ];
+        if let Some(p) = &c.project {
+            keys.push(format!("{prefix}cd:p:{p}:{}", c.model));
+        }
+        keys.iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(until, fp)| *until > now && (fp.is_empty() || **fp == *c.fingerprint))
+            .map(|(until, _)| until - now)
+            .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(fp: &str) -> Candidate {
+        Candidate {
+            account: "a".into(),
+            tier: 0,
+            model: "m".into(),
+            project: Some("p".into()),
+            limits: Default::default(),
+            fingerprint: fp.into(),
+        }
+    }
+
+    #[test]
+    fn messages_mark_and_clear_cold_scopes() {
+        let cache = ColdCache::default();
+        cache.apply("x:cd:m:a:m|5000|", 1000);
+        cache.apply("x:cd:p:p:m|9000|", 1000);
+        assert_eq!(cache.wait("x:", &cand("f"), 1000), Some(8000));
+        cache.apply("x:cd:p:p:m|0|", 1000);
+        assert_eq!(cache.wait("x:", &cand("f"), 1000), Some(4000));
+        assert_eq!(
+            cache.wait("x:", &cand("f"), 5000),
+            None,
+            "expired on its own"
+        );
+        // an account-wide block applies only to the credential it was seen with
+        cache.apply("x:cd:a:a|9000|old", 6000);
+        assert_eq!(cache.wait("x:", &cand("old"), 6000), Some(3000));
+        assert_eq!(cache.wait("x:", &cand("new"), 6000), None);
+        cache.apply("garbage", 1000);
+    }
+}
