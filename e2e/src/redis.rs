@@ -10,29 +10,47 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a fresh, empty server without persistence.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments (ACL users, TLS, cluster mode).
+    /// With `--tls-port` among them, the plain port is switched off and
+    /// `port` is the TLS port.
+    pub fn start_with(extra: &[String]) -> std::io::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = Self { child: None, port };
+        let mut server = Self {
+            child: None,
+            port,
+            extra: extra.to_vec(),
+        };
         server.spawn()?;
         Ok(server)
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
+        let tls = self.extra.iter().any(|a| a == "--tls-port");
+        let port = self.port.to_string();
+        let ports: Vec<&str> = if tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
+        let extra: Vec<&str> = self
+            .extra
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != "--tls-port")
+            .collect();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&ports)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -28,6 +28,10 @@ pub struct Args {
     /// for TLS); without it state is in memory, for one replica.
     #[arg(long, env = "LLMPOOL_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
+    /// PEM file of the CA that signed Redis's certificate (for `rediss://`
+    /// with a private CA).
+    #[arg(long, env = "LLMPOOL_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Treat --redis as comma-separated Redis Cluster seed nodes.
     #[arg(long, env = "LLMPOOL_REDIS_CLUSTER")]
     pub redis_cluster: bool,

@@ -97,6 +97,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 call_timeout: args.redis_timeout,
                 fallback_replicas: args.redis_fallback_replicas,
                 namespace: args.namespace.clone(),
+                ca_file: args.redis_ca_file.clone(),
             },
             Clock::system(),
             args.max_sessions,

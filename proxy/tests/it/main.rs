@@ -1,6 +1,7 @@
 //! Integration tests of the proxy library.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod redis_connections;
 mod state_suite;
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use llmpool_e2e::redis::RedisServer;
 use llmpool_proxy::state::{Clock, MemoryStore, RedisConfig, RedisStore};
 
 /// A fixed start for the manual clock (mid-day UTC, so no day boundary).
-const START_MS: u64 = 1_700_000_000_000 + 43_200_000;
+pub(crate) const START_MS: u64 = 1_700_000_000_000 + 43_200_000;
 
 /// Runs each suite function against both stores.
 macro_rules! for_both_stores {
@@ -49,6 +50,7 @@ fn redis_store(server: &RedisServer, clock: &Clock) -> std::sync::Arc<RedisStore
         call_timeout: Duration::from_secs(5),
         fallback_replicas: None,
         namespace: "ns".to_owned(),
+        ca_file: None,
     };
     RedisStore::start(config, clock.clone(), 100)
 }

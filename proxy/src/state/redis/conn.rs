@@ -28,6 +28,36 @@ pub struct RedisConfig {
     pub fallback_replicas: Option<u64>,
     /// Namespace whose heartbeat this replica writes.
     pub namespace: String,
+    /// PEM file of the CA that signed Redis's TLS certificate (`rediss://`
+    /// with a private CA); default: the system's web PKI roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl RedisConfig {
+    fn certificates(&self) -> redis::RedisResult<Option<redis::TlsCertificates>> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "cannot read the Redis CA file",
+                e.to_string(),
+            ))
+        })?;
+        Ok(Some(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        }))
+    }
+
+    /// A client for one node URL, with the CA when one is configured.
+    fn client(&self, url: &str) -> redis::RedisResult<redis::Client> {
+        match self.certificates()? {
+            Some(certs) => redis::Client::build_with_tls(url, certs),
+            None => redis::Client::open(url),
+        }
+    }
 }
 
 /// A multiplexed, auto-reconnecting connection.
@@ -64,13 +94,17 @@ impl Conn {
 async fn connect(config: &RedisConfig) -> redis::RedisResult<Conn> {
     if config.cluster {
         let nodes: Vec<&str> = config.url.split(',').map(str::trim).collect();
-        let client = redis::cluster::ClusterClient::builder(nodes)
+        let mut builder = redis::cluster::ClusterClient::builder(nodes);
+        if let Some(certs) = config.certificates()? {
+            builder = builder.certs(certs);
+        }
+        let client = builder
             .connection_timeout(Duration::from_secs(2))
             .response_timeout(config.call_timeout.max(Duration::from_millis(200)))
             .build()?;
         return Ok(Conn::Cluster(client.get_async_connection().await?));
     }
-    let client = redis::Client::open(config.url.as_str())?;
+    let client = config.client(&config.url)?;
     let manager = ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(config.call_timeout.max(Duration::from_millis(200)))
@@ -154,7 +188,7 @@ pub(super) async fn follow_cooldowns(
     let channel = format!("{}events", prefix(&config.namespace));
     loop {
         let subscribed = async {
-            let client = redis::Client::open(url.as_str())?;
+            let client = config.client(&url)?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)

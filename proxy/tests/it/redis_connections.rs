@@ -1,0 +1,176 @@
+//! Reaching Redis the ways production does: ACL user and password in the
+//! URL, TLS with a private CA, and Redis Cluster with the namespace's keys
+//! in one hash slot.
+
+use std::process::Command;
+use std::time::Duration;
+
+use llmpool_e2e::redis::RedisServer;
+use llmpool_proxy::state::{Clock, RedisConfig, RedisStore, StateStore};
+
+use crate::{START_MS, state_suite};
+
+fn config(url: String) -> RedisConfig {
+    RedisConfig {
+        url,
+        cluster: false,
+        call_timeout: Duration::from_secs(5),
+        fallback_replicas: None,
+        namespace: "ns".to_owned(),
+        ca_file: None,
+    }
+}
+
+#[tokio::test]
+async fn acl_user_and_password_from_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("users.acl");
+    std::fs::write(
+        &acl,
+        "user llmpool on >s3cret-pass ~* &* +@all\nuser default off\n",
+    )
+    .unwrap();
+    let server = RedisServer::start_with(&["--aclfile".into(), acl.display().to_string()]).unwrap();
+    let clock = Clock::manual(START_MS);
+    let good = RedisStore::start(
+        config(format!(
+            "redis://llmpool:s3cret-pass@127.0.0.1:{}",
+            server.port
+        )),
+        clock.clone(),
+        10,
+    );
+    assert!(good.connected(Duration::from_secs(10)).await);
+    state_suite::requests_per_minute_is_a_sliding_window_exact_at_the_boundary(&*good, &clock)
+        .await;
+    assert!(!good.degraded());
+
+    let bad = RedisStore::start(
+        config(format!("redis://llmpool:wrong@127.0.0.1:{}", server.port)),
+        clock.clone(),
+        10,
+    );
+    assert!(
+        !bad.connected(Duration::from_secs(2)).await,
+        "a wrong password never connects"
+    );
+    assert!(
+        bad.degraded(),
+        "and the replica says it serves on its local view"
+    );
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let sh = |cmd: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "{cmd}");
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=llmpool-test-ca",
+    );
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
+    );
+    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf");
+    sh(
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile ext.cnf",
+    );
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    let server = RedisServer::start_with(&[
+        "--tls-port".into(),
+        "--tls-cert-file".into(),
+        path("server.crt"),
+        "--tls-key-file".into(),
+        path("server.key"),
+        "--tls-ca-cert-file".into(),
+        path("ca.crt"),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ])
+    .unwrap();
+    let url = format!("rediss://localhost:{}", server.port);
+    let clock = Clock::manual(START_MS);
+    let mut trusted = config(url.clone());
+    trusted.ca_file = Some(dir.path().join("ca.crt"));
+    let store = RedisStore::start(trusted, clock.clone(), 10);
+    assert!(
+        store.connected(Duration::from_secs(10)).await,
+        "TLS with the private CA"
+    );
+    state_suite::a_429_cools_the_account_model_pair_then_one_probe_goes_first(&*store, &clock)
+        .await;
+    assert!(!store.degraded());
+
+    let untrusted = RedisStore::start(config(url), clock, 10);
+    assert!(
+        !untrusted.connected(Duration::from_secs(2)).await,
+        "an unknown CA is refused"
+    );
+}
+
+#[tokio::test]
+async fn redis_cluster_with_every_key_in_one_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|i| {
+            RedisServer::start_with(&[
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--dir".into(),
+                dir.path().display().to_string(),
+                "--cluster-config-file".into(),
+                format!("nodes-{i}.conf"),
+            ])
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    for _ in 0..100 {
+        let info = Command::new("redis-cli")
+            .args(["-p", &nodes[0].port.to_string(), "cluster", "info"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let urls: Vec<String> = addrs.iter().map(|a| format!("redis://{a}")).collect();
+    let mut cluster = config(urls.join(","));
+    cluster.cluster = true;
+    let clock = Clock::manual(START_MS);
+    let store = RedisStore::start(cluster, clock.clone(), 10);
+    assert!(store.connected(Duration::from_secs(10)).await);
+    state_suite::sessions_stick_to_their_account_and_rebind_on_failover(&*store, &clock).await;
+    state_suite::a_429_cools_the_account_model_pair_then_one_probe_goes_first(&*store, &clock)
+        .await;
+    assert!(
+        !store.degraded(),
+        "the scripts ran on the cluster, not the fallback"
+    );
+    let calls: u64 = nodes.iter().map(RedisServer::script_calls).sum();
+    assert!(calls > 0);
+}
