@@ -174,3 +174,49 @@ async fn redis_cluster_with_every_key_in_one_slot() {
     let calls: u64 = nodes.iter().map(RedisServer::script_calls).sum();
     assert!(calls > 0);
 }
+
+#[tokio::test]
+async fn without_redis_each_replica_takes_its_share_of_every_limit() {
+    use llmpool_crds::table::CompiledLimits;
+    use llmpool_proxy::state::{Admission, AdmitRequest, Candidate};
+
+    // nothing listens on this port: the store never connects
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut unreachable = config(format!("redis://127.0.0.1:{port}"));
+    unreachable.fallback_replicas = Some(2);
+    let clock = Clock::manual(START_MS);
+    let store = RedisStore::start(unreachable, clock.clone(), 10);
+    let c = [Candidate {
+        account: "a".into(),
+        tier: 0,
+        model: "m".into(),
+        project: None,
+        limits: CompiledLimits {
+            requests_per_minute: Some(4),
+            ..Default::default()
+        },
+        fingerprint: "f".into(),
+    }];
+    let req = AdmitRequest {
+        namespace: "ns",
+        candidates: &c,
+        excluded: &[],
+        least_busy: false,
+        session: None,
+        estimated_tokens: 1,
+        lease_ttl: Duration::from_secs(60),
+    };
+    let mut admitted = 0;
+    for _ in 0..4 {
+        if let Admission::Admitted(lease) = store.admit(&req).await.unwrap() {
+            assert!(lease.fallback);
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 2, "4 per minute shared by 2 replicas");
+    assert!(store.degraded());
+}
