@@ -8,6 +8,7 @@ pub mod crd;
 pub mod duration;
 pub mod glob;
 pub mod manifest;
+pub mod objects;
 pub mod route;
 pub mod table;
 

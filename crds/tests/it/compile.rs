@@ -313,3 +313,62 @@ fn the_bundled_examples_compile_without_errors() {
         assert!(c.table.routes.iter().all(|r| r.ready), "examples/{dir}");
     }
 }
+
+mod objects {
+    use llmpool_crds::objects::{self, ReadError, RenderError};
+
+    use super::{GOOD, compile};
+
+    #[test]
+    fn the_pair_round_trips_and_keeps_secrets_out_of_the_configmap() {
+        let c = compile(GOOD);
+        let r = objects::render("llmpool", "team-a", &c.table, &c.credentials).unwrap();
+        assert_eq!(r.configmap.metadata.name.as_deref(), Some("llmpool-routes"));
+        assert_eq!(
+            r.secret.metadata.name.as_deref(),
+            Some("llmpool-credentials")
+        );
+        assert_eq!(r.secret.metadata.namespace.as_deref(), Some("team-a"));
+        let labels = r.configmap.metadata.labels.clone().unwrap();
+        assert_eq!(labels["app.kubernetes.io/part-of"], "llmpool");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "llmpool-operator");
+        let cm = serde_json::to_string(&r.configmap).unwrap();
+        assert!(
+            !cm.contains("sk-aaa") && !cm.contains("sk-bbb"),
+            "no secret in the ConfigMap"
+        );
+
+        let (table, credentials, hash) = objects::read(&r.configmap, &r.secret).unwrap();
+        assert_eq!(table, c.table);
+        assert_eq!(credentials, c.credentials);
+        assert_eq!(hash, r.hash);
+    }
+
+    #[test]
+    fn the_hash_follows_content_and_a_mixed_pair_is_refused() {
+        let c = compile(GOOD);
+        let first = objects::render("llmpool", "ns", &c.table, &c.credentials).unwrap();
+        let again = objects::render("llmpool", "ns", &c.table, &c.credentials).unwrap();
+        assert_eq!(
+            first.hash, again.hash,
+            "same input, same hash: the operator skips the write"
+        );
+        let rotated = compile(&GOOD.replace("sk-aaa", "sk-rotated"));
+        let next = objects::render("llmpool", "ns", &rotated.table, &rotated.credentials).unwrap();
+        assert_ne!(first.hash, next.hash, "a rotated key changes the hash");
+        let err = objects::read(&first.configmap, &next.secret).unwrap_err();
+        assert!(matches!(err, ReadError::Inconsistent { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_table_too_large_for_one_object_is_an_error_not_a_cut() {
+        let mut c = compile(GOOD);
+        let pattern = "m".repeat(200);
+        for i in 0..6000 {
+            c.table.routes[0].models.push(format!("{pattern}-{i}"));
+        }
+        let err = objects::render("llmpool", "ns", &c.table, &c.credentials).unwrap_err();
+        assert!(matches!(err, RenderError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("llmpool-routes"), "{err}");
+    }
+}
