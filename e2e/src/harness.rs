@@ -106,6 +106,14 @@ pub struct StartFailure {
 impl ProxyProcess {
     /// Starts the proxy on `config` with extra flags and environment.
     pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
+        let config = config.display().to_string();
+        let mut all = vec!["--config", config.as_str(), "--watch-interval", "200ms"];
+        all.extend_from_slice(args);
+        Self::launch(&all, env)
+    }
+
+    /// Starts the proxy with exactly these flags (plus a free listen port).
+    pub fn launch(args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
         let bin = proxy_binary();
         assert!(
             bin.exists(),
@@ -113,9 +121,7 @@ impl ProxyProcess {
             bin.display()
         );
         let mut cmd = Command::new(&bin);
-        cmd.arg("--config")
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--watch-interval", "200ms"])
+        cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("LLMPOOL_LOG", "info")
             .stdin(Stdio::null())

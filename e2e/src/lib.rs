@@ -2,5 +2,6 @@
 //! harness that starts the real `llmpool-proxy` binary as a process.
 
 pub mod harness;
+pub mod kubeapi;
 pub mod mock;
 pub mod redis;

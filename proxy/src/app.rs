@@ -63,6 +63,7 @@ pub struct App {
     /// Limits and keys.
     pub settings: Settings,
     draining: AtomicBool,
+    loaded: AtomicBool,
 }
 
 impl App {
@@ -81,12 +82,23 @@ impl App {
             metrics,
             settings,
             draining: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
         }
     }
 
     /// Marks the process as shutting down: /readyz turns false.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Records that a real configuration is being served.
+    pub fn mark_loaded(&self) {
+        self.loaded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a configuration has been loaded (cluster mode starts empty).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
     }
 
     /// Whether the process is shutting down.

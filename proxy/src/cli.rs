@@ -43,8 +43,14 @@ pub struct Args {
     #[arg(long, env = "LLMPOOL_REDIS_FALLBACK_REPLICAS")]
     pub redis_fallback_replicas: Option<u64>,
     /// Namespace of the configuration (the key prefix of shared state).
-    #[arg(long, env = "LLMPOOL_NAMESPACE", default_value = "default")]
-    pub namespace: String,
+    /// Default: "default" in local mode, the pod's (or kubeconfig
+    /// context's) namespace in cluster mode.
+    #[arg(long, env = "LLMPOOL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Cluster mode: the operator's objects are `<name>-routes` and
+    /// `<name>-credentials` (the Helm release name).
+    #[arg(long, env = "LLMPOOL_NAME", default_value = "llmpool")]
+    pub name: String,
     /// File with one client API key per line; when set (or LLMPOOL_API_KEYS
     /// is), clients must send one of them.
     #[arg(long, env = "LLMPOOL_API_KEYS_FILE")]

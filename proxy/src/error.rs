@@ -97,6 +97,9 @@ pub enum ProxyError {
     /// The shared state failed.
     #[error("shared state unavailable")]
     State(#[from] StateError),
+    /// Cluster mode before the first configuration arrived.
+    #[error("the gateway has not loaded its configuration yet")]
+    NotLoaded,
 }
 
 impl ProxyError {
@@ -112,7 +115,7 @@ impl ProxyError {
             ProxyError::UnknownModel(_) | ProxyError::UnknownEndpoint { .. } => {
                 StatusCode::NOT_FOUND
             }
-            ProxyError::RouteNotReady { .. } | ProxyError::State(_) => {
+            ProxyError::RouteNotReady { .. } | ProxyError::State(_) | ProxyError::NotLoaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::AllBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -143,6 +146,7 @@ impl ProxyError {
             ProxyError::UpstreamFailed { .. } => "upstream_failed",
             ProxyError::UpstreamAuth { .. } => "upstream_auth",
             ProxyError::State(_) => "state",
+            ProxyError::NotLoaded => "not_loaded",
         }
     }
 
@@ -160,7 +164,7 @@ impl ProxyError {
             ProxyError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             ProxyError::UnknownEndpoint { .. } => ("invalid_request_error", "unknown_url"),
             ProxyError::AllBusy { .. } => ("rate_limit_error", "rate_limit_exceeded"),
-            ProxyError::RouteNotReady { .. } | ProxyError::State(_) => {
+            ProxyError::RouteNotReady { .. } | ProxyError::State(_) | ProxyError::NotLoaded => {
                 ("server_error", "service_unavailable")
             }
             ProxyError::UpstreamFailed { .. } | ProxyError::UpstreamAuth { .. } => {

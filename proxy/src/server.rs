@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
+use llmpool_crds::Compiled;
 use tokio::net::TcpListener;
 
 use crate::app::{App, ClientKeys, Settings};
@@ -19,9 +20,9 @@ pub enum StartError {
     /// Neither --config nor --kube.
     #[error("give --config DIR (local mode) or --kube (cluster mode)")]
     NoSource,
-    /// Cluster mode is not in this build.
-    #[error("--kube (cluster mode) is not part of this build yet; use --config DIR")]
-    KubeUnsupported,
+    /// No Kubernetes client configuration (in-cluster or KUBECONFIG).
+    #[error("cluster mode needs in-cluster credentials or KUBECONFIG: {0}")]
+    Kube(#[source] kube::Error),
     /// The config directory could not be read.
     #[error(transparent)]
     Dir(#[from] dir::DirError),
@@ -54,22 +55,54 @@ pub enum StartError {
     Serve(#[source] std::io::Error),
 }
 
+/// Where the configuration comes from.
+enum Source {
+    Dir {
+        dir: std::path::PathBuf,
+        digest: [u8; 32],
+        compiled: Compiled,
+        namespace: String,
+    },
+    Kube {
+        client: kube::Client,
+        namespace: String,
+    },
+}
+
 /// Runs the proxy until SIGTERM/SIGINT and the grace period.
 pub async fn run(args: Args) -> Result<(), StartError> {
-    if args.kube {
-        return Err(StartError::KubeUnsupported);
-    }
-    let config_dir = args.config.clone().ok_or(StartError::NoSource)?;
-    let contents = dir::read(&config_dir)?;
-    let compiled = dir::compile(&contents);
-    if compiled.has_errors() {
-        return Err(StartError::Invalid(
-            compiled.errors().map(ToString::to_string).collect(),
-        ));
-    }
-    for d in &compiled.diagnostics {
-        tracing::warn!(problem = %d, "config warning");
-    }
+    let source = if args.kube {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(StartError::Kube)?;
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        Source::Kube { client, namespace }
+    } else {
+        let dir = args.config.clone().ok_or(StartError::NoSource)?;
+        let contents = dir::read(&dir)?;
+        let compiled = dir::compile(&contents);
+        if compiled.has_errors() {
+            return Err(StartError::Invalid(
+                compiled.errors().map(ToString::to_string).collect(),
+            ));
+        }
+        for d in &compiled.diagnostics {
+            tracing::warn!(problem = %d, "config warning");
+        }
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        Source::Dir {
+            dir,
+            digest: contents.digest,
+            compiled,
+            namespace,
+        }
+    };
 
     let mut keys: Vec<String> = args.api_keys.clone();
     if let Some(path) = &args.api_keys_file {
@@ -86,7 +119,16 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         client_keys: ClientKeys::new(keys.iter().map(String::as_str)),
     };
     let shared = Shared::default();
-    let snapshot = Snapshot::build(&compiled, &args.namespace, 1, &shared);
+    let empty = Compiled::default();
+    let (compiled, namespace) = match &source {
+        Source::Dir {
+            compiled,
+            namespace,
+            ..
+        } => (compiled, namespace.clone()),
+        Source::Kube { namespace, .. } => (&empty, namespace.clone()),
+    };
+    let snapshot = Snapshot::build(compiled, &namespace, 1, &shared);
     let metrics = Metrics::new()?;
     metrics.config_generation.set(1);
     let store: Arc<dyn StateStore> = match &args.redis {
@@ -96,7 +138,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 cluster: args.redis_cluster,
                 call_timeout: args.redis_timeout,
                 fallback_replicas: args.redis_fallback_replicas,
-                namespace: args.namespace.clone(),
+                namespace: namespace.clone(),
                 ca_file: args.redis_ca_file.clone(),
             },
             Clock::system(),
@@ -112,13 +154,32 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         settings,
     ));
 
-    tokio::spawn(dir::watch(
-        app.clone(),
-        config_dir,
-        args.namespace.clone(),
-        contents.digest,
-        args.watch_interval,
-    ));
+    let (routes, accounts) = (compiled.table.routes.len(), compiled.table.accounts.len());
+    match source {
+        Source::Dir {
+            dir: config_dir,
+            digest,
+            ..
+        } => {
+            app.mark_loaded();
+            tokio::spawn(dir::watch(
+                app.clone(),
+                config_dir,
+                namespace,
+                digest,
+                args.watch_interval,
+            ));
+        }
+        Source::Kube { client, namespace } => {
+            tracing::info!(namespace = %namespace, name = %args.name, "watching the operator's objects");
+            tokio::spawn(crate::config::kube::watch(
+                app.clone(),
+                client,
+                namespace,
+                args.name.clone(),
+            ));
+        }
+    }
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -139,8 +200,8 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     }
     tracing::info!(
         addr = %addr,
-        routes = compiled.table.routes.len(),
-        accounts = compiled.table.accounts.len(),
+        routes,
+        accounts,
         client_auth = app.settings.client_keys.enabled(),
         "listening"
     );

@@ -2,3 +2,4 @@
 //! directory of the same YAML a user would `kubectl apply`.
 
 pub mod dir;
+pub mod kube;

@@ -19,11 +19,12 @@ pub(super) fn routes() -> Router<Arc<App>> {
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let snapshot = app.snapshots.load();
-    let ready = !app.draining();
+    let ready = app.loaded() && !app.draining();
     let routes_ready = snapshot.routes.iter().filter(|r| r.compiled.ready).count();
     let body = serde_json::json!({
         "ready": ready,
         "draining": app.draining(),
+        "configLoaded": app.loaded(),
         "configGeneration": snapshot.generation,
         "routes": snapshot.routes.len(),
         "routesReady": routes_ready,

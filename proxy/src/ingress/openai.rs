@@ -29,6 +29,9 @@ pub async fn chat_completions(
 
 async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
     auth::check(&app.settings.client_keys, headers)?;
+    if !app.loaded() {
+        return Err(ProxyError::NotLoaded);
+    }
     let bytes = body::read(body, app.settings.max_body_bytes).await?;
     let top = json::scan(&bytes, app.settings.max_json_depth)?;
     let view: ChatRequestView<'_> =
