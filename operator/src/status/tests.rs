@@ -1,0 +1,115 @@
+use k8s_openapi::jiff::Timestamp;
+use llmpool_crds::manifest::Resources;
+
+use super::*;
+
+fn compile(yaml: &str) -> Compiled {
+    let mut r = Resources::default();
+    r.add_yaml(yaml, "t.yaml");
+    r.compile()
+}
+
+const NS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: keys}
+stringData: {a: sk-a}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: good}
+spec: {provider: openai, credentials: {secretRef: {name: keys, key: a}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: nokey}
+spec: {provider: openai, credentials: {secretRef: {name: openai-key, key: apiKey}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {name: wrongkey}
+spec: {provider: openai, credentials: {secretRef: {name: keys, key: apiKey}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: ok}
+spec: {models: [gpt-4o], targets: [{accounts: {names: [good, nokey]}}]}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: dead}
+spec: {models: [o3], targets: [{accounts: {names: [nokey]}}]}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: broken}
+spec: {models: [m], targets: [{accounts: {names: [ghost]}}]}
+"#;
+
+#[test]
+fn accounts_say_exactly_what_to_fix() {
+    let c = compile(NS);
+    let good = account_conditions(&c, "good");
+    assert!(good.iter().all(|w| w.ok), "{good:?}");
+    assert_eq!(good[0].message, "usable; in 1 route(s)");
+
+    let wrong = account_conditions(&c, "wrongkey");
+    assert!(!wrong[0].ok && !wrong[1].ok);
+    assert_eq!(wrong[1].reason, "CredentialsMissing");
+    assert_eq!(
+        wrong[1].message,
+        "spec.credentials.secretRef.key: Secret keys has no key apiKey"
+    );
+    let missing = account_conditions(&c, "nokey");
+    assert_eq!(
+        missing[1].message,
+        "spec.credentials.secretRef: Secret openai-key not found"
+    );
+}
+
+#[test]
+fn routes_are_ready_degraded_or_invalid_with_reasons() {
+    let c = compile(NS);
+    let (ok, tiers) = route_conditions(&c, "ok");
+    assert!(ok[0].ok);
+    assert_eq!(tiers, [1]);
+    assert!(
+        ok[0]
+            .message
+            .contains("account nokey in tier 0 is not usable"),
+        "{}",
+        ok[0].message
+    );
+
+    let (dead, _) = route_conditions(&c, "dead");
+    assert_eq!((dead[0].ok, dead[0].reason), (false, "NoUsableAccount"));
+    let (broken, _) = route_conditions(&c, "broken");
+    assert_eq!((broken[0].ok, broken[0].reason), (false, "Invalid"));
+    assert!(
+        broken[0].message.contains("LlmAccount ghost not found"),
+        "{}",
+        broken[0].message
+    );
+}
+
+#[test]
+fn transition_times_move_only_when_the_status_does() {
+    let c = compile(NS);
+    let t0 = Time(Timestamp::from_second(1_700_000_000).unwrap());
+    let t1 = Time(Timestamp::from_second(1_700_000_600).unwrap());
+    let first = merge(&[], &account_conditions(&c, "good"), Some(1), t0.clone());
+    let again = merge(&first, &account_conditions(&c, "good"), Some(2), t1.clone());
+    assert_eq!(
+        again[0].last_transition_time, t0,
+        "unchanged status keeps its time"
+    );
+    assert_eq!(again[0].observed_generation, Some(2));
+    let flipped = merge(
+        &first,
+        &account_conditions(&c, "nokey"),
+        Some(3),
+        t1.clone(),
+    );
+    assert_eq!(flipped[0].last_transition_time, t1);
+    assert_eq!(flipped[0].status, "False");
+}
