@@ -25,6 +25,12 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.provider != 'openai-compatible' || has(self.baseUrl)",
+     "message": "openai-compatible accounts need a baseUrl"},
+    {"rule": "self.provider == 'openai-compatible' || has(self.credentials)",
+     "message": "openai, anthropic and gemini accounts need credentials"}
+]))]
 pub struct LlmAccountSpec {
     /// Which API the account speaks: openai, anthropic, gemini, or
     /// openai-compatible (any server that speaks the OpenAI API at baseUrl).
@@ -116,6 +122,9 @@ impl Provider {
 /// Where an account's credential comes from: exactly one of secretRef or oauth.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.secretRef) != has(self.oauth)", "message": "set exactly one of secretRef and oauth"}
+]))]
 pub struct Credentials {
     /// A key in a Secret of the account's namespace holding the API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -34,7 +34,7 @@ pub struct ModelRouteSpec {
     pub models: Vec<String>,
     /// Tiers of accounts in priority order. A later tier is a fallback, used
     /// only when no account of an earlier tier has capacity.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 16))]
     pub targets: Vec<TargetTier>,
     /// How a tier's accounts share the load.
     #[serde(default)]
@@ -65,6 +65,10 @@ pub struct TargetTier {
 /// Accounts picked by name, by label selector, or both (the union).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.names) && size(self.names) > 0) || has(self.selector)",
+     "message": "name accounts or give a label selector"}
+]))]
 pub struct AccountSelector {
     /// LlmAccount names in the route's namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -113,7 +117,7 @@ pub struct SessionSpec {
     pub header: Option<String>,
     /// How long an idle session stays bound (sliding; default 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub ttl: Option<String>,
 }
 
@@ -127,16 +131,16 @@ pub struct RetrySpec {
     pub max_attempts: Option<i64>,
     /// Time limit for one whole attempt, streaming included (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub per_try_timeout: Option<String>,
     /// Time limit until the upstream's first content arrives (default 60s);
     /// up to then a failed attempt moves to another account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub first_byte_timeout: Option<String>,
     /// TCP/TLS connect time limit (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub connect_timeout: Option<String>,
     /// Failure classes that move a request to another account (default: all
     /// of them). An unlisted class is returned to the client as it is.
@@ -165,15 +169,19 @@ pub enum FailureClass {
 /// Cooldown policy.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.default) || !has(self.max) || duration(self.default) <= duration(self.max)",
+     "message": "cooldown.default must not be longer than cooldown.max"}
+]))]
 pub struct CooldownSpec {
     /// Cooldown after a 429 that carries no retry hint (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub default: Option<String>,
     /// Longest cooldown any hint can cause (default 1h), so a bogus reset
     /// time cannot lock an account out for days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub max: Option<String>,
 }
 

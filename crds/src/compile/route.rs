@@ -13,6 +13,9 @@ use crate::table::{
     defaults,
 };
 
+/// Most tiers a route may have (the CRD schema says the same).
+const MAX_TIERS: usize = 16;
+
 /// Which route already claimed a pattern (for duplicate detection).
 pub(crate) type Claimed = BTreeMap<String, String>;
 
@@ -55,6 +58,12 @@ pub(crate) fn compile_route(
 
     if spec.targets.is_empty() {
         report.error("spec.targets", "list at least one tier of accounts");
+    }
+    if spec.targets.len() > MAX_TIERS {
+        report.error(
+            "spec.targets",
+            format!("at most {MAX_TIERS} tiers, got {}", spec.targets.len()),
+        );
     }
     let mut tiers = Vec::new();
     for (t, tier) in spec.targets.iter().enumerate() {

@@ -291,6 +291,21 @@ spec:
     );
 }
 
+#[test]
+fn routes_are_limited_to_sixteen_tiers_like_the_schema() {
+    let tiers = "    - accounts: {names: [a]}\n".repeat(17);
+    let c = compile(&format!(
+        "apiVersion: llmpool.dev/v1alpha1\nkind: LlmAccount\nmetadata: {{name: a}}\nspec: {{provider: openai-compatible, baseUrl: \"https://x/v1\"}}\n---\napiVersion: llmpool.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: r}}\nspec:\n  models: [m]\n  targets:\n{tiers}"
+    ));
+    assert!(
+        messages(&c)
+            .join("\n")
+            .contains("spec.targets: at most 16 tiers, got 17"),
+        "{:?}",
+        messages(&c)
+    );
+}
+
 /// The bundled examples must always compile cleanly.
 #[test]
 fn the_bundled_examples_compile_without_errors() {

@@ -30,6 +30,18 @@ fn crds_carry_short_names_printer_columns_and_constraints() {
     ] {
         assert!(all.contains(needle), "CRD YAML lacks `{needle}`");
     }
+    // cross-field rules the API server enforces at `kubectl apply`
+    for rule in [
+        "rule: has(self.secretRef) != has(self.oauth)",
+        "rule: self.provider != 'openai-compatible' || has(self.baseUrl)",
+        "rule: self.provider == 'openai-compatible' || has(self.credentials)",
+        "rule: (has(self.names) && size(self.names) > 0) || has(self.selector)",
+        "duration(self.default) <= duration(self.max)",
+    ] {
+        assert!(all.contains(rule), "CRD YAML lacks the CEL rule `{rule}`");
+    }
+    // bounds keep the CEL cost estimate within the API server's budget
+    assert!(all.contains("maxItems: 16") && all.contains("maxLength: 32"));
     // field docs become `kubectl explain` descriptions
     assert!(all.contains("Accounts with the same projectId share cooldowns"));
 }
