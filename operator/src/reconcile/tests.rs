@@ -1,0 +1,418 @@
+//! The reconciler against a mocked API server that asserts each expected
+//! call in order and answers like the real one.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// One expected call: method, path (without query), answer.
+struct Call {
+    method: &'static str,
+    path: String,
+    status: u16,
+    answer: Value,
+}
+
+fn call(method: &'static str, path: &str, status: u16, answer: Value) -> Call {
+    Call {
+        method,
+        path: path.to_owned(),
+        status,
+        answer,
+    }
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+/// Answers `calls` in order; returns the request bodies (JSON) it received.
+async fn serve(mut handle: Handle, calls: Vec<Call>) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    for expected in calls {
+        let (request, respond) = handle
+            .next_request()
+            .await
+            .expect("the reconciler stopped calling the API");
+        let path = request.uri().path().to_owned();
+        assert_eq!(
+            (request.method().as_str(), path.as_str()),
+            (expected.method, expected.path.as_str())
+        );
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        seen.push((format!("{} {path}?{query}", expected.method), body));
+        let answer = serde_json::to_vec(&expected.answer).unwrap();
+        respond.send_response(
+            Response::builder()
+                .status(expected.status)
+                .body(Body::from(answer))
+                .unwrap(),
+        );
+    }
+    seen
+}
+
+async fn run(calls: Vec<Call>, now: Time) -> (Summary, Vec<(String, Value)>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "team-a");
+    let server = tokio::spawn(serve(handle, calls));
+    let summary = tokio::time::timeout(
+        Duration::from_secs(5),
+        reconcile_namespace(&client, "llmpool", "team-a", now),
+    )
+    .await
+    .expect("reconcile made a call the test did not expect")
+    .unwrap();
+    (summary, server.await.unwrap())
+}
+
+fn now() -> Time {
+    Time(Timestamp::from_second(1_700_000_000).unwrap())
+}
+
+const CR: &str = "/apis/llmpool.dev/v1alpha1/namespaces/team-a";
+const CORE: &str = "/api/v1/namespaces/team-a";
+
+fn account(name: &str, secret: &str, status: Option<Value>) -> Value {
+    let mut a = json!({
+        "apiVersion": "llmpool.dev/v1alpha1", "kind": "LlmAccount",
+        "metadata": {"name": name, "namespace": "team-a", "generation": 1},
+        "spec": {"provider": "openai", "credentials": {"secretRef": {"name": secret, "key": "apiKey"}}}
+    });
+    if let Some(s) = status {
+        a["status"] = s;
+    }
+    a
+}
+
+fn route(status: Option<Value>) -> Value {
+    let mut r = json!({
+        "apiVersion": "llmpool.dev/v1alpha1", "kind": "ModelRoute",
+        "metadata": {"name": "gpt", "namespace": "team-a", "generation": 2},
+        "spec": {"models": ["gpt-4o"], "targets": [{"accounts": {"names": ["a", "b"]}}]}
+    });
+    if let Some(s) = status {
+        r["status"] = s;
+    }
+    r
+}
+
+/// The API server's answer to an apply: the object.
+fn applied(kind: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "team-a"}})
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "llmpool.dev/v1alpha1", "kind": kind, "metadata": {"resourceVersion": "7"}, "items": items})
+}
+
+fn secret(name: &str, key: &str) -> Value {
+    use base64::Engine;
+    let value = base64::engine::general_purpose::STANDARD.encode(key);
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team-a"}, "data": {"apiKey": value}})
+}
+
+#[tokio::test]
+async fn the_first_reconcile_writes_both_objects_and_every_status() {
+    let calls = vec![
+        call(
+            "GET",
+            &format!("{CR}/llmaccounts"),
+            200,
+            list("LlmAccountList", vec![account("a", "key-a", None)]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/modelroutes"),
+            200,
+            list("ModelRouteList", vec![route(None)]),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/key-a"),
+            200,
+            secret("key-a", "sk-live-a"),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            404,
+            not_found(),
+        ),
+        call(
+            "PATCH",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            200,
+            applied("Secret", "llmpool-credentials"),
+        ),
+        call(
+            "PATCH",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            200,
+            applied("ConfigMap", "llmpool-routes"),
+        ),
+        call(
+            "PATCH",
+            &format!("{CR}/llmaccounts/a/status"),
+            200,
+            account("a", "key-a", None),
+        ),
+        call(
+            "PATCH",
+            &format!("{CR}/modelroutes/gpt/status"),
+            200,
+            route(None),
+        ),
+    ];
+    let (summary, seen) = run(calls, now()).await;
+    assert_eq!(
+        summary,
+        Summary {
+            objects_written: true,
+            objects_deleted: false,
+            statuses_patched: 2
+        }
+    );
+
+    let (secret_call, secret_body) = &seen[4];
+    assert!(
+        secret_call.contains("fieldManager=llmpool-operator") && secret_call.contains("force=true"),
+        "{secret_call}"
+    );
+    assert!(secret_body["data"]["a"].is_string(), "{secret_body}");
+    let (_, configmap) = &seen[5];
+    let text = configmap.to_string();
+    assert!(
+        text.contains("routes.json") && !text.contains("sk-live-a"),
+        "no key in the ConfigMap"
+    );
+    assert_eq!(
+        configmap["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "llmpool-operator"
+    );
+
+    let (_, account_status) = &seen[6];
+    assert_eq!(account_status["status"]["observedGeneration"], 1);
+    assert_eq!(account_status["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(account_status["status"]["conditions"][0]["status"], "True");
+    // b is named by the route but does not exist: the route says so and still serves with a
+    let (_, route_status) = &seen[7];
+    assert_eq!(route_status["status"]["conditions"][0]["status"], "False");
+    assert!(
+        route_status["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("LlmAccount b not found")
+    );
+    assert_eq!(route_status["status"]["targets"], "1");
+}
+
+#[tokio::test]
+async fn an_unchanged_namespace_causes_no_write() {
+    // what the first reconcile wrote, as the API now shows it
+    let accounts = [account("a", "key-a", None)];
+    let routes = [route(None)];
+    let parsed_accounts: Vec<LlmAccount> = accounts
+        .iter()
+        .map(|a| serde_json::from_value(a.clone()).unwrap())
+        .collect();
+    let parsed_routes: Vec<ModelRoute> = routes
+        .iter()
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .collect();
+    let secrets = vec![serde_json::from_value(secret("key-a", "sk-live-a")).unwrap()];
+    let tokens = BTreeMap::new();
+    let compiled = compile(&Inputs {
+        accounts: &parsed_accounts,
+        routes: &parsed_routes,
+        secrets: &secrets,
+        oauth_tokens: &tokens,
+    });
+    let rendered =
+        objects::render("llmpool", "team-a", &compiled.table, &compiled.credentials).unwrap();
+    let account_conditions = status::merge(
+        &[],
+        &status::account_conditions(&compiled, "a"),
+        Some(1),
+        now(),
+    );
+    let (route_wanted, tiers) = status::route_conditions(&compiled, "gpt");
+    let route_conditions = status::merge(&[], &route_wanted, Some(2), now());
+    let settled_account = account(
+        "a",
+        "key-a",
+        Some(json!({"conditions": account_conditions, "observedGeneration": 1})),
+    );
+    let settled_route = route(Some(
+        json!({"conditions": route_conditions, "observedGeneration": 2, "tierAccounts": tiers}),
+    ));
+
+    let later = Time(Timestamp::from_second(1_700_000_600).unwrap());
+    let calls = vec![
+        call(
+            "GET",
+            &format!("{CR}/llmaccounts"),
+            200,
+            list("LlmAccountList", vec![settled_account]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/modelroutes"),
+            200,
+            list("ModelRouteList", vec![settled_route]),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/key-a"),
+            200,
+            secret("key-a", "sk-live-a"),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            200,
+            serde_json::to_value(&rendered.configmap).unwrap(),
+        ),
+    ];
+    let (summary, _) = run(calls, later).await;
+    assert_eq!(
+        summary,
+        Summary::default(),
+        "same hash, same status: nothing is written"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
+    let calls = vec![
+        call(
+            "GET",
+            &format!("{CR}/llmaccounts"),
+            200,
+            list(
+                "LlmAccountList",
+                vec![
+                    account("a", "key-a", None),
+                    account("b", "openai-key", None),
+                ],
+            ),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/modelroutes"),
+            200,
+            list("ModelRouteList", vec![route(None)]),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/key-a"),
+            200,
+            secret("key-a", "sk-live-a"),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/openai-key"),
+            404,
+            not_found(),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            404,
+            not_found(),
+        ),
+        call(
+            "PATCH",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            200,
+            applied("Secret", "llmpool-credentials"),
+        ),
+        call(
+            "PATCH",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            200,
+            applied("ConfigMap", "llmpool-routes"),
+        ),
+        call(
+            "PATCH",
+            &format!("{CR}/llmaccounts/a/status"),
+            200,
+            account("a", "key-a", None),
+        ),
+        call(
+            "PATCH",
+            &format!("{CR}/llmaccounts/b/status"),
+            200,
+            account("b", "openai-key", None),
+        ),
+        call(
+            "PATCH",
+            &format!("{CR}/modelroutes/gpt/status"),
+            200,
+            route(None),
+        ),
+    ];
+    let (summary, seen) = run(calls, now()).await;
+    assert_eq!(summary.statuses_patched, 3);
+    let (_, secret_body) = &seen[5];
+    assert!(secret_body["data"].get("a").is_some() && secret_body["data"].get("b").is_none());
+    let (_, b) = &seen[8];
+    let credentials = &b["status"]["conditions"][1];
+    assert_eq!(
+        (credentials["type"].as_str(), credentials["status"].as_str()),
+        (Some("CredentialsResolved"), Some("False"))
+    );
+    assert_eq!(
+        credentials["message"],
+        "spec.credentials.secretRef: Secret openai-key not found"
+    );
+    let (_, a) = &seen[7];
+    assert_eq!(
+        a["status"]["conditions"][0]["status"], "True",
+        "the valid account is unaffected"
+    );
+}
+
+#[tokio::test]
+async fn when_the_last_account_and_route_are_gone_both_objects_are_deleted() {
+    let calls = vec![
+        call(
+            "GET",
+            &format!("{CR}/llmaccounts"),
+            200,
+            list("LlmAccountList", vec![]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/modelroutes"),
+            200,
+            list("ModelRouteList", vec![]),
+        ),
+        call(
+            "DELETE",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        call(
+            "DELETE",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            404,
+            not_found(),
+        ),
+    ];
+    let (summary, _) = run(calls, now()).await;
+    assert!(summary.objects_deleted);
+    assert!(!summary.objects_written);
+}
