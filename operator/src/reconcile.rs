@@ -120,11 +120,18 @@ pub async fn reconcile_namespace(
         oauth_tokens: &tokens,
     });
     let rendered = objects::render(name, ns, &compiled.table, &compiled.credentials)?;
-    let current = configmap_api.get_opt(&objects::routes_name(name)).await?;
-    let current_hash = current
-        .as_ref()
-        .and_then(|c| c.annotations().get(HASH_ANNOTATION).cloned());
-    if current_hash.as_deref() != Some(rendered.hash.as_str()) {
+    // compare what is there, not only the hash: a Secret deleted or edited
+    // by hand is put back
+    let configmap_now = configmap_api.get_opt(&objects::routes_name(name)).await?;
+    let secret_now = secret_api.get_opt(&objects::credentials_name(name)).await?;
+    let in_place = configmap_now.is_some_and(|c| {
+        c.annotations().get(HASH_ANNOTATION) == Some(&rendered.hash)
+            && c.data == rendered.configmap.data
+    }) && secret_now.is_some_and(|s| {
+        s.annotations().get(HASH_ANNOTATION) == Some(&rendered.hash)
+            && s.data == rendered.secret.data
+    });
+    if !in_place {
         let apply = PatchParams::apply(FIELD_MANAGER).force();
         secret_api
             .patch(

@@ -151,6 +151,12 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
             not_found(),
         ),
         call(
+            "GET",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            404,
+            not_found(),
+        ),
+        call(
             "PATCH",
             &format!("{CORE}/secrets/llmpool-credentials"),
             200,
@@ -185,13 +191,13 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
         }
     );
 
-    let (secret_call, secret_body) = &seen[4];
+    let (secret_call, secret_body) = &seen[5];
     assert!(
         secret_call.contains("fieldManager=llmpool-operator") && secret_call.contains("force=true"),
         "{secret_call}"
     );
     assert!(secret_body["data"]["a"].is_string(), "{secret_body}");
-    let (_, configmap) = &seen[5];
+    let (_, configmap) = &seen[6];
     let text = configmap.to_string();
     assert!(
         text.contains("routes.json") && !text.contains("sk-live-a"),
@@ -202,12 +208,12 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
         "llmpool-operator"
     );
 
-    let (_, account_status) = &seen[6];
+    let (_, account_status) = &seen[7];
     assert_eq!(account_status["status"]["observedGeneration"], 1);
     assert_eq!(account_status["status"]["conditions"][0]["type"], "Ready");
     assert_eq!(account_status["status"]["conditions"][0]["status"], "True");
     // b is named by the route but does not exist: the route says so and still serves with a
-    let (_, route_status) = &seen[7];
+    let (_, route_status) = &seen[8];
     assert_eq!(route_status["status"]["conditions"][0]["status"], "False");
     assert!(
         route_status["status"]["conditions"][0]["message"]
@@ -264,13 +270,13 @@ async fn an_unchanged_namespace_causes_no_write() {
             "GET",
             &format!("{CR}/llmaccounts"),
             200,
-            list("LlmAccountList", vec![settled_account]),
+            list("LlmAccountList", vec![settled_account.clone()]),
         ),
         call(
             "GET",
             &format!("{CR}/modelroutes"),
             200,
-            list("ModelRouteList", vec![settled_route]),
+            list("ModelRouteList", vec![settled_route.clone()]),
         ),
         call(
             "GET",
@@ -284,13 +290,82 @@ async fn an_unchanged_namespace_causes_no_write() {
             200,
             serde_json::to_value(&rendered.configmap).unwrap(),
         ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            200,
+            serde_json::to_value(&rendered.secret).unwrap(),
+        ),
     ];
-    let (summary, _) = run(calls, later).await;
+    let (summary, _) = run(calls, later.clone()).await;
     assert_eq!(
         summary,
         Summary::default(),
-        "same hash, same status: nothing is written"
+        "same content, same status: nothing is written"
     );
+
+    // the credentials Secret deleted by hand, then edited by hand: put back
+    let mut edited = rendered.secret.clone();
+    edited.data.as_mut().unwrap().insert(
+        "a".to_owned(),
+        k8s_openapi::ByteString(b"sk-tampered".to_vec()),
+    );
+    for (status, secret_now) in [
+        (404, not_found()),
+        (200, serde_json::to_value(&edited).unwrap()),
+    ] {
+        let calls = vec![
+            call(
+                "GET",
+                &format!("{CR}/llmaccounts"),
+                200,
+                list("LlmAccountList", vec![settled_account.clone()]),
+            ),
+            call(
+                "GET",
+                &format!("{CR}/modelroutes"),
+                200,
+                list("ModelRouteList", vec![settled_route.clone()]),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/key-a"),
+                200,
+                secret("key-a", "sk-live-a"),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/configmaps/llmpool-routes"),
+                200,
+                serde_json::to_value(&rendered.configmap).unwrap(),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/llmpool-credentials"),
+                status,
+                secret_now,
+            ),
+            call(
+                "PATCH",
+                &format!("{CORE}/secrets/llmpool-credentials"),
+                200,
+                applied("Secret", "llmpool-credentials"),
+            ),
+            call(
+                "PATCH",
+                &format!("{CORE}/configmaps/llmpool-routes"),
+                200,
+                applied("ConfigMap", "llmpool-routes"),
+            ),
+        ];
+        let (summary, seen) = run(calls, later.clone()).await;
+        assert!(summary.objects_written && summary.statuses_patched == 0);
+        assert_eq!(
+            seen[5].1["data"],
+            serde_json::to_value(&rendered.secret).unwrap()["data"],
+            "the real keys are back"
+        );
+    }
 }
 
 #[tokio::test]
@@ -333,6 +408,12 @@ async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
             not_found(),
         ),
         call(
+            "GET",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            404,
+            not_found(),
+        ),
+        call(
             "PATCH",
             &format!("{CORE}/secrets/llmpool-credentials"),
             200,
@@ -365,9 +446,9 @@ async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
     ];
     let (summary, seen) = run(calls, now()).await;
     assert_eq!(summary.statuses_patched, 3);
-    let (_, secret_body) = &seen[5];
+    let (_, secret_body) = &seen[6];
     assert!(secret_body["data"].get("a").is_some() && secret_body["data"].get("b").is_none());
-    let (_, b) = &seen[8];
+    let (_, b) = &seen[9];
     let credentials = &b["status"]["conditions"][1];
     assert_eq!(
         (credentials["type"].as_str(), credentials["status"].as_str()),
@@ -377,7 +458,7 @@ async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
         credentials["message"],
         "spec.credentials.secretRef: Secret openai-key not found"
     );
-    let (_, a) = &seen[7];
+    let (_, a) = &seen[8];
     assert_eq!(
         a["status"]["conditions"][0]["status"], "True",
         "the valid account is unaffected"
