@@ -293,10 +293,12 @@ impl StateStore for MemoryStore {
                         cd.probe = Some((id, now + lease_ttl));
                     }
                 }
-                if let (Some(s), Some(b)) = (req.session, bound)
-                    && b == c.account
-                {
-                    inner.bind(ns, &s.key, b, now + ms(s.ttl), self.max_sessions, now);
+                // bind (or slide) the session to the account taking it now, in
+                // the same step: the conversation's next turn cannot race a
+                // later write, and a failover rebinds on the next attempt
+                if let Some(s) = req.session {
+                    let account = c.account.clone();
+                    inner.bind(ns, &s.key, account, now + ms(s.ttl), self.max_sessions, now);
                 }
                 return Ok(Admission::Admitted(Lease {
                     id,
@@ -447,6 +449,10 @@ impl StateStore for MemoryStore {
 
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    fn completes_instantly(&self) -> bool {
+        true
     }
 }
 

@@ -172,8 +172,9 @@ pub enum StateError {
 /// The shared-state store.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
-    /// Picks the first available candidate (in strategy order, tier by tier)
-    /// and takes capacity on it, or says when something frees up.
+    /// Picks the first available candidate (in strategy order, tier by tier;
+    /// the session's bound account first within its tier), takes capacity on
+    /// it and binds the session to it, or says when something frees up.
     async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError>;
 
     /// Releases a lease and records the outcome and usage.
@@ -188,6 +189,14 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A short name for /readyz and logs ("memory", "redis").
     fn kind(&self) -> &'static str;
+
+    /// Whether `complete` costs nothing (no network): then the pipeline
+    /// records outcomes before answering, so a client's next request always
+    /// sees its previous one released. A shared store's completion is sent
+    /// after the answer instead, off the response path.
+    fn completes_instantly(&self) -> bool {
+        false
+    }
 
     /// True while a shared store is unreachable and the replica serves on
     /// its local view.

@@ -68,4 +68,5 @@ for_both_stores!(
     least_busy_picks_the_account_with_fewest_in_flight,
     token_windows_reserve_then_reconcile_with_real_usage,
     consecutive_failures_open_the_circuit_and_one_probe_closes_it,
+    a_session_is_bound_when_admitted_so_the_next_turn_cannot_race,
 );

@@ -377,3 +377,29 @@ pub async fn consecutive_failures_open_the_circuit_and_one_probe_closes_it(
     let b = admit(s, &req(&c, &[])).await.unwrap();
     assert!(!a.probe && !b.probe);
 }
+
+pub async fn a_session_is_bound_when_admitted_so_the_next_turn_cannot_race(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let a = cand("a", 0, CompiledLimits::default());
+    let b = cand("b", 0, CompiledLimits::default());
+    let session = SessionRef {
+        key: "conv".into(),
+        ttl: Duration::from_secs(60),
+    };
+    let first_order = [a.clone(), b.clone()];
+    let mut r = req(&first_order, &[]);
+    r.session = Some(&session);
+    let first = admit(s, &r).await.unwrap();
+    assert_eq!(first.index, 0);
+    // the first turn has not completed; round-robin now puts b first
+    let second_order = [b, a];
+    let mut r = req(&second_order, &[]);
+    r.session = Some(&session);
+    assert_eq!(
+        admit(s, &r).await.unwrap().index,
+        1,
+        "the session stays on a"
+    );
+}

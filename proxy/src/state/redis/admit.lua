@@ -1,5 +1,5 @@
 -- Admission in one round trip: pick the first available candidate in
--- strategy order, tier by tier, take capacity on it, and refresh the session.
+-- strategy order, tier by tier, take capacity on it, and bind the session to it.
 -- Mirrors MemoryStore::admit; the shared behaviour suite holds both to it.
 --
 -- KEYS[1]  the namespace's lease counter; its {ns} hash tag routes the call
@@ -167,8 +167,10 @@ while i <= n do
     local e = avail[pick]
     local c = cands[e.idx]
     local id = take(c, e.probes)
-    if bound and bound == c.account then
-      redis.call('SET', skey, (now + session_ttl) .. '|' .. bound, 'PX', session_ttl + WINDOW)
+    -- bind (or slide) the session to the account taking it now: the next
+    -- turn cannot race a later write, and a failover rebinds on the next attempt
+    if session_key ~= '' then
+      redis.call('SET', skey, (now + session_ttl) .. '|' .. c.account, 'PX', session_ttl + WINDOW)
     end
     return { 1, e.idx - 1, id, #e.probes > 0 and 1 or 0 }
   end
