@@ -136,12 +136,23 @@ async fn a_zero_remaining_header_rests_the_account_until_its_reset() {
     ];
     let env = Env::start(&accounts, &one_tier(&["a", "b"], "fill-first", "")).await;
     assert_eq!(env.served_by("gpt-test").await, "a");
+    // the rest is recorded just after the answer; wait until it shows
+    let resting = |m: String| {
+        m.lines()
+            .find(|l| l.starts_with("llmpool_account_cooldown_seconds{account=\"a\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0)
+    };
+    eventually("a rests", || async { resting(env.metrics().await) }).await;
     assert_eq!(
         env.served_by("gpt-test").await,
         "b",
         "a said it had nothing left"
     );
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    eventually("a's reset passes", || async {
+        !resting(env.metrics().await)
+    })
+    .await;
     assert_eq!(env.served_by("gpt-test").await, "a");
 }
 

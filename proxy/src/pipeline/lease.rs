@@ -45,11 +45,13 @@ impl LeaseGuard {
         &self.candidate.account
     }
 
-    /// Returns the lease off the response path: the client's answer does not
-    /// wait for the shared store (used for successes; failures are awaited so
-    /// the next attempt sees the cooldown).
-    pub fn finish_in_background(self, outcome: Outcome, tokens_used: Option<u64>) {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+    /// Returns the lease after a served answer: inline when the store costs
+    /// nothing to call, otherwise in the background so the client's answer
+    /// does not wait for the shared store.
+    pub async fn finish_served(self, outcome: Outcome, tokens_used: Option<u64>) {
+        if self.app.store.completes_instantly() {
+            self.finish(outcome, tokens_used).await;
+        } else if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(self.finish(outcome, tokens_used));
         }
     }

@@ -154,7 +154,7 @@ pub async fn run_chat(
                     .first_byte_seconds
                     .with_label_values(&[&account])
                     .observe(started.elapsed().as_secs_f64());
-                let response = respond(app, reply, guard, started, call.estimated_tokens);
+                let response = respond(app, reply, guard, started, call.estimated_tokens).await;
                 let status = response.status();
                 app.metrics
                     .requests
@@ -202,7 +202,7 @@ pub async fn run_chat(
 }
 
 /// Builds the client response from a good reply.
-fn respond(
+async fn respond(
     app: &Arc<App>,
     reply: Reply,
     guard: LeaseGuard,
@@ -222,12 +222,14 @@ fn respond(
                 .with_label_values(&[guard.account()])
                 .observe(started.elapsed().as_secs_f64());
             let tokens = usage.map(|u| u.total()).unwrap_or(estimate);
-            guard.finish_in_background(
-                Outcome::Success {
-                    exhausted_for: exhausted,
-                },
-                Some(tokens),
-            );
+            guard
+                .finish_served(
+                    Outcome::Success {
+                        exhausted_for: exhausted,
+                    },
+                    Some(tokens),
+                )
+                .await;
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             let ct = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));

@@ -76,34 +76,49 @@ impl Relay {
                         }
                     }
                     if self.stream.parser.overflowed() {
-                        return Some(self.fail("upstream sent an over-long stream line"));
+                        return Some(self.fail("upstream sent an over-long stream line").await);
                     }
                     self.stream.held.extend_from_slice(&chunk);
                     if self.stream.parser.at_boundary() {
+                        if self.stream.done {
+                            // [DONE] ends the exchange: account for it before
+                            // the client can see the end and send its next turn
+                            self.finish(Outcome::Success {
+                                exhausted_for: self.stream.exhausted,
+                            })
+                            .await;
+                        }
                         return Some(self.stream.held.split().freeze());
                     }
                 }
                 Ok(Some(Err(_))) => {
-                    return Some(self.fail("upstream connection broke off mid-stream"));
+                    return Some(self.fail("upstream connection broke off mid-stream").await);
                 }
                 Err(_) => {
-                    return Some(self.fail("upstream stream ran past the per-try time limit"));
+                    return Some(
+                        self.fail("upstream stream ran past the per-try time limit")
+                            .await,
+                    );
                 }
                 Ok(None) if self.stream.done => {
                     self.finish(Outcome::Success {
                         exhausted_for: self.stream.exhausted,
-                    });
+                    })
+                    .await;
                     let rest = self.stream.held.split().freeze();
                     return (!rest.is_empty()).then_some(rest);
                 }
                 Ok(None) => {
-                    return Some(self.fail("upstream stream ended before it was complete"));
+                    return Some(
+                        self.fail("upstream stream ended before it was complete")
+                            .await,
+                    );
                 }
             }
         }
     }
 
-    fn fail(&mut self, message: &str) -> Bytes {
+    async fn fail(&mut self, message: &str) -> Bytes {
         tracing::warn!(
             account = self
                 .guard
@@ -112,13 +127,13 @@ impl Relay {
                 .unwrap_or_default(),
             "{message}"
         );
-        self.finish(Outcome::Failed);
+        self.finish(Outcome::Failed).await;
         // drop any partial event so the error event parses on its own
         self.stream.held.clear();
         Bytes::from(openai::stream_error_event(message))
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    async fn finish(&mut self, outcome: Outcome) {
         let Some(guard) = self.guard.take() else {
             return;
         };
@@ -134,7 +149,7 @@ impl Relay {
             .usage
             .map(|u| u.total())
             .unwrap_or(self.estimate + self.bytes / 16);
-        guard.finish_in_background(outcome, Some(tokens));
+        guard.finish_served(outcome, Some(tokens)).await;
     }
 }
 
