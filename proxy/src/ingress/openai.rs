@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
+use llmpool_crds::Strategy;
 
 use super::{auth, body};
 use crate::app::App;
@@ -55,7 +56,11 @@ async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respons
             message: "is required",
         })?;
     let snapshot = app.snapshots.load();
-    let session_key = snapshot.route_for(&view.model).and_then(|route| {
+    // only sticky routes use a session key; others skip hashing the prompt
+    let sticky = snapshot
+        .route_for(&view.model)
+        .filter(|r| r.compiled.strategy == Strategy::Sticky);
+    let session_key = sticky.and_then(|route| {
         let header = &route.compiled.session.header;
         headers
             .get(header.as_str())
