@@ -15,6 +15,7 @@ use super::*;
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// One expected call: method, path (without query), answer.
+#[derive(Clone)]
 struct Call {
     method: &'static str,
     path: String,
@@ -108,42 +109,9 @@ fn route(status: Option<Value>) -> Value {
     r
 }
 
-/// The API server's answer to an apply: the object.
-fn applied(kind: &str, name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "team-a"}})
-}
-
-fn list(kind: &str, items: Vec<Value>) -> Value {
-    json!({"apiVersion": "llmpool.dev/v1alpha1", "kind": kind, "metadata": {"resourceVersion": "7"}, "items": items})
-}
-
-fn secret(name: &str, key: &str) -> Value {
-    use base64::Engine;
-    let value = base64::engine::general_purpose::STANDARD.encode(key);
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team-a"}, "data": {"apiKey": value}})
-}
-
-#[tokio::test]
-async fn the_first_reconcile_writes_both_objects_and_every_status() {
-    let calls = vec![
-        call(
-            "GET",
-            &format!("{CR}/llmaccounts"),
-            200,
-            list("LlmAccountList", vec![account("a", "key-a", None)]),
-        ),
-        call(
-            "GET",
-            &format!("{CR}/modelroutes"),
-            200,
-            list("ModelRouteList", vec![route(None)]),
-        ),
-        call(
-            "GET",
-            &format!("{CORE}/secrets/key-a"),
-            200,
-            secret("key-a", "sk-live-a"),
-        ),
+/// Neither object exists yet, so both are read (404) and applied.
+fn first_write() -> Vec<Call> {
+    vec![
         call(
             "GET",
             &format!("{CORE}/configmaps/llmpool-routes"),
@@ -168,19 +136,65 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
             200,
             applied("ConfigMap", "llmpool-routes"),
         ),
-        call(
-            "PATCH",
-            &format!("{CR}/llmaccounts/a/status"),
-            200,
-            account("a", "key-a", None),
-        ),
-        call(
-            "PATCH",
-            &format!("{CR}/modelroutes/gpt/status"),
-            200,
-            route(None),
-        ),
-    ];
+    ]
+}
+
+/// The API server's answer to an apply: the object.
+fn applied(kind: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "team-a"}})
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "llmpool.dev/v1alpha1", "kind": kind, "metadata": {"resourceVersion": "7"}, "items": items})
+}
+
+fn secret(name: &str, key: &str) -> Value {
+    use base64::Engine;
+    let value = base64::engine::general_purpose::STANDARD.encode(key);
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team-a"}, "data": {"apiKey": value}})
+}
+
+#[tokio::test]
+async fn the_first_reconcile_writes_both_objects_and_every_status() {
+    let calls = [
+        vec![
+            call(
+                "GET",
+                &format!("{CR}/llmaccounts"),
+                200,
+                list("LlmAccountList", vec![account("a", "key-a", None)]),
+            ),
+            call(
+                "GET",
+                &format!("{CR}/modelroutes"),
+                200,
+                list("ModelRouteList", vec![route(None)]),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/key-a"),
+                200,
+                secret("key-a", "sk-live-a"),
+            ),
+        ],
+        // the two objects do not exist yet: both are applied
+        first_write(),
+        vec![
+            call(
+                "PATCH",
+                &format!("{CR}/llmaccounts/a/status"),
+                200,
+                account("a", "key-a", None),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/modelroutes/gpt/status"),
+                200,
+                route(None),
+            ),
+        ],
+    ]
+    .concat();
     let (summary, seen) = run(calls, now()).await;
     assert_eq!(
         summary,
@@ -370,80 +384,63 @@ async fn an_unchanged_namespace_causes_no_write() {
 
 #[tokio::test]
 async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
-    let calls = vec![
-        call(
-            "GET",
-            &format!("{CR}/llmaccounts"),
-            200,
-            list(
-                "LlmAccountList",
-                vec![
-                    account("a", "key-a", None),
-                    account("b", "openai-key", None),
-                ],
+    let calls = [
+        vec![
+            call(
+                "GET",
+                &format!("{CR}/llmaccounts"),
+                200,
+                list(
+                    "LlmAccountList",
+                    vec![
+                        account("a", "key-a", None),
+                        account("b", "openai-key", None),
+                    ],
+                ),
             ),
-        ),
-        call(
-            "GET",
-            &format!("{CR}/modelroutes"),
-            200,
-            list("ModelRouteList", vec![route(None)]),
-        ),
-        call(
-            "GET",
-            &format!("{CORE}/secrets/key-a"),
-            200,
-            secret("key-a", "sk-live-a"),
-        ),
-        call(
-            "GET",
-            &format!("{CORE}/secrets/openai-key"),
-            404,
-            not_found(),
-        ),
-        call(
-            "GET",
-            &format!("{CORE}/configmaps/llmpool-routes"),
-            404,
-            not_found(),
-        ),
-        call(
-            "GET",
-            &format!("{CORE}/secrets/llmpool-credentials"),
-            404,
-            not_found(),
-        ),
-        call(
-            "PATCH",
-            &format!("{CORE}/secrets/llmpool-credentials"),
-            200,
-            applied("Secret", "llmpool-credentials"),
-        ),
-        call(
-            "PATCH",
-            &format!("{CORE}/configmaps/llmpool-routes"),
-            200,
-            applied("ConfigMap", "llmpool-routes"),
-        ),
-        call(
-            "PATCH",
-            &format!("{CR}/llmaccounts/a/status"),
-            200,
-            account("a", "key-a", None),
-        ),
-        call(
-            "PATCH",
-            &format!("{CR}/llmaccounts/b/status"),
-            200,
-            account("b", "openai-key", None),
-        ),
-        call(
-            "PATCH",
-            &format!("{CR}/modelroutes/gpt/status"),
-            200,
-            route(None),
-        ),
-    ];
+            call(
+                "GET",
+                &format!("{CR}/modelroutes"),
+                200,
+                list("ModelRouteList", vec![route(None)]),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/key-a"),
+                200,
+                secret("key-a", "sk-live-a"),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/openai-key"),
+                404,
+                not_found(),
+            ),
+        ],
+        // the two objects do not exist yet: both are applied
+        first_write(),
+        vec![
+            call(
+                "PATCH",
+                &format!("{CR}/llmaccounts/a/status"),
+                200,
+                account("a", "key-a", None),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/llmaccounts/b/status"),
+                200,
+                account("b", "openai-key", None),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/modelroutes/gpt/status"),
+                200,
+                route(None),
+            ),
+        ],
+    ]
+    .concat();
     let (summary, seen) = run(calls, now()).await;
     assert_eq!(summary.statuses_patched, 3);
     let (_, secret_body) = &seen[6];
