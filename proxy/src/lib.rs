@@ -5,7 +5,8 @@
 //! - [`ingress`]: HTTP handlers per client API, health, readiness, metrics
 //! - [`protocol`]: wire formats (pure, no I/O)
 //! - [`routing`]: route match and strategy order
-//! - [`state`]: shared state (cooldowns, windows, leases, sessions)
+//! - [`state`]: shared state (cooldowns, windows, leases, sessions), re-exported
+//!   from `llmpool-state`, which the operator uses too
 //! - [`upstream`]: provider clients (hosts, paths, auth) and failure mapping
 //! - [`pipeline`]: the attempt loop and stream relay
 //! - [`config`]: sources of configuration snapshots
@@ -21,5 +22,5 @@ pub mod protocol;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
-pub mod state;
+pub use llmpool_state as state;
 pub mod upstream;

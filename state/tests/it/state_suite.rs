@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use llmpool_crds::table::CompiledLimits;
-use llmpool_proxy::state::{
+use llmpool_state::{
     Admission, AdmitRequest, Candidate, Clock, Completion, Lease, Outcome, SessionRef, StateStore,
 };
 

@@ -486,7 +486,7 @@ fn set_cooldown(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::SessionRef;
+    use crate::SessionRef;
 
     #[tokio::test]
     async fn session_bindings_are_bounded() {

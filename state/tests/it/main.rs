@@ -7,7 +7,7 @@ mod state_suite;
 use std::time::Duration;
 
 use llmpool_e2e::redis::RedisServer;
-use llmpool_proxy::state::{Clock, MemoryStore, RedisConfig, RedisStore};
+use llmpool_state::{Clock, MemoryStore, RedisConfig, RedisStore};
 
 /// A fixed start for the manual clock (mid-day UTC, so no day boundary).
 pub(crate) const START_MS: u64 = 1_700_000_000_000 + 43_200_000;
@@ -34,7 +34,7 @@ macro_rules! for_both_stores {
                     let store = super::redis_store(&server, &clock);
                     assert!(store.connected(super::Duration::from_secs(10)).await, "redis-server unreachable");
                     super::state_suite::$name(&*store, &clock).await;
-                    assert!(!llmpool_proxy::state::StateStore::degraded(&*store), "the suite ran on Redis, not the fallback");
+                    assert!(!llmpool_state::StateStore::degraded(&*store), "the suite ran on Redis, not the fallback");
                 }
             )*
         }

@@ -11,7 +11,7 @@ use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
 use super::{HEARTBEAT, Health, REPLICA_TTL_MS, RETRY_MS, prefix};
-use crate::state::clock::Clock;
+use crate::clock::Clock;
 
 /// How to reach Redis.
 #[derive(Clone, Debug)]

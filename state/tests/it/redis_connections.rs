@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use llmpool_e2e::redis::RedisServer;
-use llmpool_proxy::state::{Clock, RedisConfig, RedisStore, StateStore};
+use llmpool_state::{Clock, RedisConfig, RedisStore, StateStore};
 
 use crate::{START_MS, state_suite};
 
@@ -178,7 +178,7 @@ async fn redis_cluster_with_every_key_in_one_slot() {
 #[tokio::test]
 async fn without_redis_each_replica_takes_its_share_of_every_limit() {
     use llmpool_crds::table::CompiledLimits;
-    use llmpool_proxy::state::{Admission, AdmitRequest, Candidate};
+    use llmpool_state::{Admission, AdmitRequest, Candidate};
 
     // nothing listens on this port: the store never connects
     let port = std::net::TcpListener::bind("127.0.0.1:0")

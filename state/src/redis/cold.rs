@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::state::Candidate;
+use crate::Candidate;
 
 /// Most entries kept; expired ones are dropped first when full.
 const MAX_ENTRIES: usize = 50_000;
