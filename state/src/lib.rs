@@ -18,7 +18,7 @@ use llmpool_crds::table::CompiledLimits;
 
 pub use clock::Clock;
 pub use memory::MemoryStore;
-pub use redis::{RedisConfig, RedisStore};
+pub use redis::{AccountHealth, AdminError, RedisAdmin, RedisConfig, RedisStore};
 
 /// Rate windows are sliding 60-second windows.
 pub(crate) const WINDOW_MS: u64 = 60_000;

@@ -42,6 +42,13 @@ if tokens >= 0 then
   end
 end
 
+-- the class of the last failure, for the operator's health summary
+local CLASSES = { rl = 'RateLimited', blk = 'Unauthorized', fail = 'UpstreamFailure' }
+if CLASSES[outcome] then
+  redis.call('HSET', a .. 'last', 'c', CLASSES[outcome], 't', now)
+  redis.call('PEXPIRE', a .. 'last', DAY)
+end
+
 -- account-wide, (account, model), circuit breaker, (project, model)
 local ACCOUNT, MODEL, BREAKER, PROJECT = 1, 2, 3, 4
 local scopes = {

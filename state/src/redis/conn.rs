@@ -70,7 +70,7 @@ pub enum Conn {
 }
 
 impl Conn {
-    pub(super) async fn invoke<T: redis::FromRedisValue>(
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &mut self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> redis::RedisResult<T> {
@@ -91,7 +91,7 @@ impl Conn {
     }
 }
 
-async fn connect(config: &RedisConfig) -> redis::RedisResult<Conn> {
+pub(super) async fn connect(config: &RedisConfig) -> redis::RedisResult<Conn> {
     if config.cluster {
         let nodes: Vec<&str> = config.url.split(',').map(str::trim).collect();
         let mut builder = redis::cluster::ClusterClient::builder(nodes);

@@ -8,6 +8,7 @@
 //! the number of live replicas), says so in /readyz and metrics, logs once
 //! per change, and retries Redis at most once a second until it is back.
 
+mod admin;
 mod cold;
 mod conn;
 
@@ -24,6 +25,7 @@ use super::{
     AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, Candidate, Completion,
     Lease, MemoryStore, Outcome, StateError, StateStore, ms,
 };
+pub use admin::{AccountHealth, AdminError, RedisAdmin};
 use conn::Conn;
 pub use conn::RedisConfig;
 

@@ -1,6 +1,7 @@
 //! Integration tests of the proxy library.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod redis_admin;
 mod redis_connections;
 mod state_suite;
 
@@ -42,7 +43,11 @@ macro_rules! for_both_stores {
 }
 
 fn redis_store(server: &RedisServer, clock: &Clock) -> std::sync::Arc<RedisStore> {
-    let config = RedisConfig {
+    RedisStore::start(redis_config(server), clock.clone(), 100)
+}
+
+fn redis_config(server: &RedisServer) -> RedisConfig {
+    RedisConfig {
         url: server.url(),
         cluster: false,
         // generous: two cores run many tests at once, and a slow answer would
@@ -51,8 +56,7 @@ fn redis_store(server: &RedisServer, clock: &Clock) -> std::sync::Arc<RedisStore
         fallback_replicas: None,
         namespace: "ns".to_owned(),
         ca_file: None,
-    };
-    RedisStore::start(config, clock.clone(), 100)
+    }
 }
 
 for_both_stores!(

@@ -1,0 +1,108 @@
+//! The operator's side of the shared state: read each account's runtime
+//! health for its status summary, and clear an account's cooldowns when a
+//! user asks for it. It connects like a proxy replica but writes no
+//! heartbeat, so it never counts as a replica sharing the limits.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use super::conn::{Conn, RedisConfig, connect};
+use super::prefix;
+
+/// Runtime health of one account across all replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountHealth {
+    /// End of the longest cooldown on the account (any model), epoch ms.
+    pub cooling_until_ms: Option<u64>,
+    /// Blocked account-wide (bad credential or exhausted quota).
+    pub blocked: bool,
+    /// Class of the last failure (RateLimited, Unauthorized, UpstreamFailure)
+    /// and when it happened, epoch ms; kept for a day.
+    pub last_error: Option<(String, u64)>,
+    /// Requests admitted in the last 60 s.
+    pub requests_last_minute: u64,
+}
+
+/// A connection for reading health and resetting accounts.
+#[derive(Clone)]
+pub struct RedisAdmin {
+    conn: Conn,
+    health: Script,
+    reset: Script,
+    call_timeout: Duration,
+}
+
+/// Redis did not answer (in time).
+#[derive(Debug, thiserror::Error)]
+#[error("shared state: {0}")]
+pub struct AdminError(String);
+
+impl RedisAdmin {
+    /// Connects once; the connection reconnects by itself afterwards.
+    pub async fn connect(config: &RedisConfig) -> Result<Self, AdminError> {
+        let conn = connect(config)
+            .await
+            .map_err(|e| AdminError(e.to_string()))?;
+        Ok(Self {
+            conn,
+            health: Script::new(include_str!("health.lua")),
+            reset: Script::new(include_str!("reset.lua")),
+            call_timeout: config.call_timeout.max(Duration::from_secs(1)),
+        })
+    }
+
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, AdminError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.call_timeout, conn.invoke(&invocation)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(AdminError(e.to_string())),
+            Err(_) => Err(AdminError("timed out".to_owned())),
+        }
+    }
+
+    /// Health of `accounts` in `namespace` at `now_ms`, in the same order.
+    pub async fn health(
+        &self,
+        namespace: &str,
+        accounts: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<AccountHealth>, AdminError> {
+        let p = prefix(namespace);
+        let mut inv = self.health.key(format!("{p}seq"));
+        inv.arg(&p).arg(now_ms);
+        for a in accounts {
+            inv.arg(a);
+        }
+        let flat: Vec<redis::Value> = self.call(inv).await?;
+        if flat.len() != accounts.len() * 5 {
+            return Err(AdminError("unexpected health reply".to_owned()));
+        }
+        let number = |v: &redis::Value| redis::from_redis_value::<u64>(v).unwrap_or(0);
+        Ok(flat
+            .chunks(5)
+            .map(|v| {
+                let class = redis::from_redis_value::<String>(&v[2]).unwrap_or_default();
+                AccountHealth {
+                    cooling_until_ms: Some(number(&v[0])).filter(|&t| t > 0),
+                    blocked: number(&v[1]) == 1,
+                    last_error: (!class.is_empty()).then(|| (class, number(&v[3]))),
+                    requests_last_minute: number(&v[4]),
+                }
+            })
+            .collect())
+    }
+
+    /// Clears the cooldowns and circuit-breaker state of `account` and tells
+    /// every replica; returns how many cooldowns were cleared. Cooldowns of
+    /// the account's project are shared with other accounts and kept.
+    pub async fn reset(&self, namespace: &str, account: &str) -> Result<u64, AdminError> {
+        let p = prefix(namespace);
+        let mut inv = self.reset.key(format!("{p}seq"));
+        inv.arg(&p).arg(account);
+        self.call(inv).await
+    }
+}
