@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.health.state"}"#,
+    printcolumn = r#"{"name":"Cooling-Until","type":"string","priority":0,"jsonPath":".status.health.coolingDownUntil"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -201,6 +202,34 @@ pub struct LlmAccountStatus {
     /// Periodic summary of runtime health from the shared state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<AccountHealth>,
+    /// Access-token refresh state of an OAuth account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthStatus>,
+    /// The last `llmpool.dev/reset-cooldown` annotation value acted on; a
+    /// new value clears the account's cooldowns once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_reset: Option<String>,
+}
+
+/// Where an OAuth account's access token stands. Never holds a token.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthStatus {
+    /// RFC 3339 time the current access token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// RFC 3339 time of the last successful refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh: Option<String>,
+    /// Refresh failures since the last success.
+    #[serde(default)]
+    pub failures: i32,
+    /// RFC 3339 time of the next refresh attempt after a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+    /// Why the last refresh failed (HTTP status and the endpoint's error code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Runtime health of an account as the proxies see it.

@@ -2,5 +2,6 @@
 //! ModelRoute should carry after a namespace is compiled. The reconciler
 //! that writes it (and the proxies' objects) builds on this.
 
+pub mod oauth;
 pub mod reconcile;
 pub mod status;
