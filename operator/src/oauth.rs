@@ -90,10 +90,7 @@ fn rfc3339(ms: i64) -> Option<String> {
 }
 
 fn parse_ms(text: Option<&String>) -> Option<i64> {
-    text?
-        .parse::<Timestamp>()
-        .ok()
-        .map(|t| t.as_millisecond())
+    text?.parse::<Timestamp>().ok().map(|t| t.as_millisecond())
 }
 
 fn secret_value(secrets: &[Secret], r: &SecretKeyRef) -> Option<String> {
@@ -207,7 +204,9 @@ impl Refresher {
                     Ok(granted) => {
                         tracing::info!(namespace = ns, account = %name, "refreshed the OAuth access token");
                         if let Some(new) = granted.refresh_token.filter(|n| *n != refresh) {
-                            round.rotated.push((oauth.refresh_token_ref.clone(), new.clone()));
+                            round
+                                .rotated
+                                .push((oauth.refresh_token_ref.clone(), new.clone()));
                             state.grant = grant_id(oauth, &new, client_secret.as_deref());
                         }
                         state.access_token = Some(granted.access_token);
@@ -271,9 +270,7 @@ impl Refresher {
         client_secret: Option<&str>,
         egress: Option<&str>,
     ) -> Result<Granted, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .no_proxy();
+        let mut builder = reqwest::Client::builder().timeout(self.timeout).no_proxy();
         if let Some(proxy) = egress {
             // an unusable egress proxy fails the refresh: never go direct
             let proxy = reqwest::Proxy::all(proxy).map_err(|_| "egress proxy is unusable")?;
@@ -320,10 +317,7 @@ impl Refresher {
                 .filter(|c| OAUTH_ERRORS.contains(c))
                 .map(|c| format!(" {c}"))
                 .unwrap_or_default();
-            return Err(format!(
-                "token endpoint answered {}{code}",
-                status.as_u16()
-            ));
+            return Err(format!("token endpoint answered {}{code}", status.as_u16()));
         }
         let access_token = json
             .get("access_token")

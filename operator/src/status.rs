@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use llmpool_crds::account::OAuthStatus;
 use llmpool_crds::{Compiled, Diagnostic, Severity};
 
 /// A condition without its timestamps, as the compile result implies it.
@@ -20,8 +21,53 @@ pub struct Wanted {
     pub message: String,
 }
 
-/// The conditions of one LlmAccount.
-pub fn account_conditions(compiled: &Compiled, name: &str) -> Vec<Wanted> {
+/// Ready is False on every resource when the compiled table does not fit.
+fn too_large(message: &str) -> Wanted {
+    Wanted {
+        kind: "Ready",
+        ok: false,
+        reason: "TableTooLarge",
+        message: format!(
+            "{message}; the proxies keep the last table that fit: split the namespace's routes or accounts"
+        ),
+    }
+}
+
+/// The Refreshing condition of an OAuth account.
+fn refreshing(oauth: &OAuthStatus) -> Wanted {
+    if oauth.failures > 0 {
+        let error = oauth.last_error.as_deref().unwrap_or("refresh failed");
+        let next = oauth.next_attempt.as_deref().unwrap_or("later");
+        Wanted {
+            kind: "Refreshing",
+            ok: false,
+            reason: "RefreshFailing",
+            message: format!(
+                "{error}; {} failure(s) in a row, next attempt at {next}; check the refresh token Secret and the token endpoint",
+                oauth.failures
+            ),
+        }
+    } else {
+        Wanted {
+            kind: "Refreshing",
+            ok: true,
+            reason: "TokenValid",
+            message: match &oauth.expires_at {
+                Some(at) => format!("access token valid until {at}"),
+                None => "waiting for the first refresh".to_owned(),
+            },
+        }
+    }
+}
+
+/// The conditions of one LlmAccount: Ready, CredentialsResolved, and
+/// Refreshing for OAuth accounts. `blocked` overrides Ready.
+pub fn account_conditions(
+    compiled: &Compiled,
+    name: &str,
+    oauth: Option<&OAuthStatus>,
+    blocked: Option<&str>,
+) -> Vec<Wanted> {
     let problems = of(compiled, "LlmAccount", name);
     let errors: Vec<&Diagnostic> = problems.iter().copied().filter(|d| d.is_error()).collect();
     let credential_errors: Vec<&Diagnostic> = errors
@@ -71,11 +117,27 @@ pub fn account_conditions(compiled: &Compiled, name: &str) -> Vec<Wanted> {
             message: join(&errors),
         }
     };
-    vec![ready, credentials]
+    let ready = blocked.map_or(ready, too_large);
+    let mut conditions = vec![ready, credentials];
+    conditions.extend(oauth.map(refreshing));
+    conditions
 }
 
 /// The conditions of one ModelRoute, and its usable accounts per tier.
-pub fn route_conditions(compiled: &Compiled, name: &str) -> (Vec<Wanted>, Vec<i32>) {
+/// `blocked` overrides Ready.
+pub fn route_conditions(
+    compiled: &Compiled,
+    name: &str,
+    blocked: Option<&str>,
+) -> (Vec<Wanted>, Vec<i32>) {
+    let (mut conditions, tiers) = route_conditions_compiled(compiled, name);
+    if let Some(message) = blocked {
+        conditions[0] = too_large(message);
+    }
+    (conditions, tiers)
+}
+
+fn route_conditions_compiled(compiled: &Compiled, name: &str) -> (Vec<Wanted>, Vec<i32>) {
     let problems = of(compiled, "ModelRoute", name);
     let errors: Vec<&Diagnostic> = problems
         .iter()

@@ -11,6 +11,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::oauth::Refresher;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -70,12 +71,20 @@ async fn run(calls: Vec<Call>, now: Time) -> (Summary, Vec<(String, Value)>) {
     let server = tokio::spawn(serve(handle, calls));
     let summary = tokio::time::timeout(
         Duration::from_secs(5),
-        reconcile_namespace(&client, "llmpool", "team-a", now),
+        reconciler(client).reconcile("team-a", now),
     )
     .await
     .expect("reconcile made a call the test did not expect")
     .unwrap();
     (summary, server.await.unwrap())
+}
+
+fn reconciler(client: Client) -> Reconciler {
+    Reconciler {
+        client,
+        name: "llmpool".to_owned(),
+        oauth: Refresher::new(Duration::from_secs(300), Duration::from_secs(5)),
+    }
 }
 
 fn now() -> Time {
@@ -196,13 +205,30 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
     ]
     .concat();
     let (summary, seen) = run(calls, now()).await;
+    assert!(summary.objects_written && !summary.objects_deleted);
+    assert_eq!(summary.statuses_patched, 2);
+    // every new condition is a transition, each one an Event
+    let shown: Vec<(String, String, String)> = summary
+        .transitions
+        .iter()
+        .map(|t| {
+            (
+                t.object.name.clone().unwrap(),
+                t.condition.type_.clone(),
+                t.condition.status.clone(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("a", "Ready", "True"),
+        ("a", "CredentialsResolved", "True"),
+        ("gpt", "Ready", "False"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(shown, expected);
     assert_eq!(
-        summary,
-        Summary {
-            objects_written: true,
-            objects_deleted: false,
-            statuses_patched: 2
-        }
+        summary.transitions[2].object.kind.as_deref(),
+        Some("ModelRoute")
     );
 
     let (secret_call, secret_body) = &seen[5];
@@ -252,7 +278,7 @@ async fn an_unchanged_namespace_causes_no_write() {
         .map(|r| serde_json::from_value(r.clone()).unwrap())
         .collect();
     let secrets = vec![serde_json::from_value(secret("key-a", "sk-live-a")).unwrap()];
-    let tokens = BTreeMap::new();
+    let tokens = std::collections::BTreeMap::new();
     let compiled = compile(&Inputs {
         accounts: &parsed_accounts,
         routes: &parsed_routes,
@@ -263,11 +289,11 @@ async fn an_unchanged_namespace_causes_no_write() {
         objects::render("llmpool", "team-a", &compiled.table, &compiled.credentials).unwrap();
     let account_conditions = status::merge(
         &[],
-        &status::account_conditions(&compiled, "a"),
+        &status::account_conditions(&compiled, "a", None, None),
         Some(1),
         now(),
     );
-    let (route_wanted, tiers) = status::route_conditions(&compiled, "gpt");
+    let (route_wanted, tiers) = status::route_conditions(&compiled, "gpt", None);
     let route_conditions = status::merge(&[], &route_wanted, Some(2), now());
     let settled_account = account(
         "a",
