@@ -104,7 +104,7 @@ fn transitions(
 }
 
 /// Secrets the accounts reference, sorted.
-fn referenced_secrets(accounts: &[LlmAccount]) -> BTreeSet<String> {
+pub fn referenced_secrets(accounts: &[LlmAccount]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for credentials in accounts.iter().filter_map(|a| a.spec.credentials.as_ref()) {
         if let Some(r) = &credentials.secret_ref {

@@ -12,58 +12,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::oauth::Refresher;
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-/// One expected call: method, path (without query), answer.
-#[derive(Clone)]
-struct Call {
-    method: &'static str,
-    path: String,
-    status: u16,
-    answer: Value,
-}
-
-fn call(method: &'static str, path: &str, status: u16, answer: Value) -> Call {
-    Call {
-        method,
-        path: path.to_owned(),
-        status,
-        answer,
-    }
-}
-
-fn not_found() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
-}
-
-/// Answers `calls` in order; returns the request bodies (JSON) it received.
-async fn serve(mut handle: Handle, calls: Vec<Call>) -> Vec<(String, Value)> {
-    let mut seen = Vec::new();
-    for expected in calls {
-        let (request, respond) = handle
-            .next_request()
-            .await
-            .expect("the reconciler stopped calling the API");
-        let path = request.uri().path().to_owned();
-        assert_eq!(
-            (request.method().as_str(), path.as_str()),
-            (expected.method, expected.path.as_str())
-        );
-        let query = request.uri().query().unwrap_or_default().to_owned();
-        let body = request.into_body().collect_bytes().await.unwrap();
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        seen.push((format!("{} {path}?{query}", expected.method), body));
-        let answer = serde_json::to_vec(&expected.answer).unwrap();
-        respond.send_response(
-            Response::builder()
-                .status(expected.status)
-                .body(Body::from(answer))
-                .unwrap(),
-        );
-    }
-    seen
-}
+use crate::testing::{Call, call, not_found, serve};
 
 async fn run(calls: Vec<Call>, now: Time) -> (Summary, Vec<(String, Value)>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

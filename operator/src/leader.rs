@@ -1,0 +1,103 @@
+//! Leader election with a coordination.k8s.io Lease, so that of several
+//! operator replicas exactly one writes. The holder renews the Lease well
+//! inside its duration; another replica takes it over only once the holder
+//! has failed to renew for a whole duration. Every write carries the
+//! resourceVersion it read, so two candidates can never both win.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+/// Who competes for which Lease.
+#[derive(Clone, Debug)]
+pub struct Election {
+    /// The Lease object's name.
+    pub lease: String,
+    /// This replica's identity (its pod name).
+    pub identity: String,
+    /// How long a holder that stops renewing keeps the Lease.
+    pub duration: Duration,
+}
+
+fn conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+impl Election {
+    fn spec(&self, now: Timestamp, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(
+                i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX),
+            ),
+            acquire_time: Some(acquired.unwrap_or(MicroTime(now))),
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// Takes or renews the Lease at `now`; true while this replica leads.
+    pub async fn try_lead(&self, api: &Api<Lease>, now: Timestamp) -> Result<bool, kube::Error> {
+        let Some(mut lease) = api.get_opt(&self.lease).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.lease.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.spec(now, None, 0)),
+            };
+            return match api.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(true),
+                Err(e) if conflict(&e) => Ok(false),
+                Err(e) => Err(e),
+            };
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let mine = holder == self.identity;
+        let held_until = spec.renew_time.as_ref().map(|t| {
+            t.0 + SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)))
+        });
+        let free = holder.is_empty() || held_until.is_none_or(|until| until < now);
+        if !mine && !free {
+            return Ok(false);
+        }
+        let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!mine);
+        let acquired = if mine { spec.acquire_time } else { None };
+        lease.spec = Some(self.spec(now, acquired, transitions));
+        match api
+            .replace(&self.lease, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the Lease up on shutdown, so a standby takes over at once.
+    pub async fn release(&self, api: &Api<Lease>) -> Result<(), kube::Error> {
+        let Some(mut lease) = api.get_opt(&self.lease).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        api.replace(&self.lease, &PostParams::default(), &lease)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests;

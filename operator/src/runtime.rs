@@ -1,0 +1,141 @@
+//! What the proxies see at run time, brought to the resources: a periodic
+//! health summary per account read from the shared Redis (written only when
+//! it changed, at most once per interval), and the reset-cooldown
+//! annotation, acted on once per new value.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Client, Resource, ResourceExt};
+use llmpool_crds::LlmAccount;
+use llmpool_crds::account::AccountHealth;
+use llmpool_state::{AdminError, RedisAdmin};
+use serde_json::json;
+
+use crate::events::Events;
+
+/// The annotation that asks for an account's cooldowns to be cleared.
+pub const RESET_ANNOTATION: &str = "llmpool.dev/reset-cooldown";
+
+/// Why a runtime step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Redis failed.
+    #[error(transparent)]
+    State(#[from] AdminError),
+}
+
+fn rfc3339(ms: u64) -> Option<String> {
+    let ms = i64::try_from(ms).ok()?;
+    Timestamp::from_millisecond(ms).ok().map(|t| t.to_string())
+}
+
+/// An account's health as its status shows it.
+pub fn summary(
+    account: &LlmAccount,
+    seen: &llmpool_state::AccountHealth,
+    now_ms: u64,
+) -> AccountHealth {
+    let cooling = seen.cooling_until_ms.filter(|&t| t > now_ms);
+    let state = if account.spec.disabled {
+        "Disabled"
+    } else if seen.blocked {
+        "Unauthorized"
+    } else if cooling.is_some() {
+        "CoolingDown"
+    } else {
+        "Available"
+    };
+    AccountHealth {
+        state: Some(state.to_owned()),
+        cooling_down_until: cooling.and_then(rfc3339),
+        last_error_class: seen.last_error.as_ref().map(|(class, _)| class.clone()),
+        requests_last_minute: Some(i64::try_from(seen.requests_last_minute).unwrap_or(i64::MAX)),
+    }
+}
+
+/// Writes each account's health where it changed; returns the patches sent.
+pub async fn health(
+    client: &Client,
+    admin: &RedisAdmin,
+    ns: &str,
+    accounts: &[LlmAccount],
+    now_ms: u64,
+) -> Result<usize, Error> {
+    if accounts.is_empty() {
+        return Ok(0);
+    }
+    let names: Vec<String> = accounts.iter().map(ResourceExt::name_any).collect();
+    let seen = admin.health(ns, &names, now_ms).await?;
+    let api = Api::<LlmAccount>::namespaced(client.clone(), ns);
+    let mut patched = 0;
+    for (account, seen) in accounts.iter().zip(&seen) {
+        let wanted = summary(account, seen, now_ms);
+        let shown = account.status.as_ref().and_then(|s| s.health.as_ref());
+        if shown != Some(&wanted) {
+            let patch = json!({"status": {"health": wanted}});
+            api.patch_status(
+                &account.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            patched += 1;
+        }
+    }
+    Ok(patched)
+}
+
+/// Acts on new reset-cooldown annotation values; returns the resets done.
+pub async fn resets(
+    client: &Client,
+    admin: Option<&RedisAdmin>,
+    events: &Events,
+    ns: &str,
+    accounts: &[LlmAccount],
+) -> Result<usize, Error> {
+    let api = Api::<LlmAccount>::namespaced(client.clone(), ns);
+    let mut done = 0;
+    for account in accounts {
+        let Some(asked) = account.annotations().get(RESET_ANNOTATION) else {
+            continue;
+        };
+        let handled = account
+            .status
+            .as_ref()
+            .and_then(|s| s.cooldown_reset.as_ref());
+        if handled == Some(asked) {
+            continue;
+        }
+        let name = account.name_any();
+        let event = match admin {
+            Some(admin) => {
+                let cleared = admin.reset(ns, &name).await?;
+                tracing::info!(namespace = ns, account = %name, cleared, "cooldowns reset on request");
+                done += 1;
+                Event {
+                    type_: EventType::Normal,
+                    reason: "CooldownReset".to_owned(),
+                    note: Some(format!("cleared {cleared} cooldown(s) and the circuit breaker; every proxy replica admits the account again")),
+                    action: "ResetCooldown".to_owned(),
+                    secondary: None,
+                }
+            }
+            None => Event {
+                type_: EventType::Warning,
+                reason: "CooldownResetUnavailable".to_owned(),
+                note: Some("the operator runs without --redis, so it cannot reach the shared state: restart the proxies or wait for the cooldown".to_owned()),
+                action: "ResetCooldown".to_owned(),
+                secondary: None,
+            },
+        };
+        let patch = json!({"status": {"cooldownReset": asked}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        events.note(&account.object_ref(&()), event).await;
+    }
+    Ok(done)
+}
