@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
+use llmpool_e2e::harness::{self, ConfigDir, Process};
 use llmpool_e2e::mock::MockProvider;
 use llmpool_e2e::redis::RedisServer;
 use serde_json::json;
@@ -138,10 +138,10 @@ fn main() {
             ),
         ]);
         dir.write("bench.yaml", &config).unwrap();
-        let proxy = ProxyProcess::start(dir.path(), &[], &[]).unwrap_or_else(|f| panic!("{f:?}"));
+        let proxy = Process::start(dir.path(), &[], &[]).unwrap_or_else(|f| panic!("{f:?}"));
         let redis = RedisServer::start().unwrap();
         let redis_url = redis.url();
-        let with_redis = ProxyProcess::start(dir.path(), &["--redis", &redis_url], &[])
+        let with_redis = Process::start(dir.path(), &["--redis", &redis_url], &[])
             .unwrap_or_else(|f| panic!("{f:?}"));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let client = reqwest::Client::builder()

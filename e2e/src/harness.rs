@@ -1,5 +1,5 @@
-//! Starts the real `llmpool-proxy` binary as a process against a config
-//! directory, waits until it listens, and keeps its log lines.
+//! Starts the real `llmpool-proxy` and `llmpool-operator` binaries as
+//! processes, waits until they listen, and keeps their log lines.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -15,13 +15,18 @@ pub fn proxy_binary() -> PathBuf {
     if let Ok(path) = std::env::var("LLMPOOL_PROXY_BIN") {
         return PathBuf::from(path);
     }
+    sibling_binary("llmpool-proxy")
+}
+
+/// `target/<profile>/<name>`, next to the running test's `deps/`.
+pub fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    profile_dir.join("llmpool-proxy")
+    profile_dir.join(name)
 }
 
 /// A directory of YAML the proxy reads.
@@ -86,8 +91,8 @@ fn yaml_str(v: &str) -> String {
     serde_json::Value::from(v).to_string()
 }
 
-/// A running proxy process; killed on drop.
-pub struct ProxyProcess {
+/// A running proxy or operator process; killed on drop.
+pub struct Process {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -103,7 +108,7 @@ pub struct StartFailure {
     pub output: String,
 }
 
-impl ProxyProcess {
+impl Process {
     /// Starts the proxy on `config` with extra flags and environment.
     pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
         let config = config.display().to_string();
@@ -114,16 +119,30 @@ impl ProxyProcess {
 
     /// Starts the proxy with exactly these flags (plus a free listen port).
     pub fn launch(args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
-        let bin = proxy_binary();
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::spawn(&proxy_binary(), &all, env)
+    }
+
+    /// Starts the operator with these flags (plus a free metrics port; `addr`
+    /// is where it serves /metrics).
+    pub fn operator(args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
+        let mut all = vec!["--metrics", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::spawn(&sibling_binary("llmpool-operator"), &all, env)
+    }
+
+    /// Starts `bin` and waits for its `listening` log line.
+    fn spawn(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self, StartFailure> {
         assert!(
             bin.exists(),
             "{} not found: build it first (`cargo build --workspace --bins`, as scripts/test.sh does)",
             bin.display()
         );
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
             .env("LLMPOOL_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -225,7 +244,7 @@ impl ProxyProcess {
     }
 }
 
-impl Drop for ProxyProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

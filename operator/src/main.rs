@@ -49,13 +49,16 @@ async fn serve_metrics(run: &Run, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let router = axum::Router::new()
         .route("/metrics", get(move || async move { metrics.render() }))
         .route("/healthz", get(|| async { "ok" }));
+    let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });
+    tracing::info!(addr = %addr, "listening");
     Ok(())
 }
 
 async fn run(run: Run) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .json()
+        .flatten_event(true)
         .with_env_filter(tracing_subscriber::EnvFilter::new(&run.log))
         .init();
     let config = kube::Config::infer()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use llmpool_crds::manifest::Resources;
 use llmpool_crds::objects;
-use llmpool_e2e::harness::{self, ProxyProcess};
+use llmpool_e2e::harness::{self, Process};
 use llmpool_e2e::kubeapi::FakeApiServer;
 use llmpool_e2e::mock::MockProvider;
 use serde_json::Value;
@@ -41,7 +41,7 @@ async fn cluster_mode_serves_the_operators_objects_and_follows_edits() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(dir.path(), "team-a").unwrap();
     let kubeconfig = kubeconfig.display().to_string();
-    let proxy = ProxyProcess::launch(&["--kube"], &[("KUBECONFIG", kubeconfig.as_str())]).unwrap();
+    let proxy = Process::launch(&["--kube"], &[("KUBECONFIG", kubeconfig.as_str())]).unwrap();
     let http = reqwest::Client::new();
     let ask = || {
         http.post(proxy.url("/v1/chat/completions"))

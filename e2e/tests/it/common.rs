@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
+use llmpool_e2e::harness::{self, ConfigDir, Process};
 use llmpool_e2e::mock::MockProvider;
 use serde_json::{Value, json};
 
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 pub struct Env {
     pub mock: MockProvider,
     pub dir: ConfigDir,
-    pub proxy: ProxyProcess,
+    pub proxy: Process,
     pub http: reqwest::Client,
 }
 
@@ -31,7 +31,7 @@ impl Env {
         let mock = MockProvider::start().await.unwrap();
         let dir = ConfigDir::new().unwrap();
         write_config(&dir, &mock, accounts, route_spec);
-        let proxy = ProxyProcess::start(dir.path(), args, env)
+        let proxy = Process::start(dir.path(), args, env)
             .unwrap_or_else(|f| panic!("proxy did not start: {f:?}"));
         Env {
             mock,

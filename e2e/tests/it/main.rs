@@ -7,6 +7,7 @@ mod cluster_mode;
 mod common;
 mod lifecycle;
 mod observability;
+mod operator;
 mod pooling;
 mod reload;
 mod resilience;

@@ -1,7 +1,7 @@
 //! Config-directory changes: applied atomically without dropping streams;
 //! broken edits keep the last good configuration; bad startup configs refuse.
 
-use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
+use llmpool_e2e::harness::{self, ConfigDir, Process};
 
 use crate::common::*;
 
@@ -90,7 +90,7 @@ async fn startup_refuses_an_invalid_directory_and_lists_every_problem() {
         ),
     ];
     dir.write("all.yaml", &harness::docs(&bad)).unwrap();
-    let failure = match ProxyProcess::start(dir.path(), &[], &[]) {
+    let failure = match Process::start(dir.path(), &[], &[]) {
         Err(f) => f,
         Ok(_) => panic!("an invalid config must not start"),
     };

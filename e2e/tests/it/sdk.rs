@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use llmpool_e2e::harness::{self, ConfigDir, ProxyProcess};
+use llmpool_e2e::harness::{self, ConfigDir, Process};
 use llmpool_e2e::mock::MockProvider;
 
 fn sdk_python() -> Option<String> {
@@ -58,8 +58,7 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
         ),
     ]);
     dir.write("routes.yaml", &routes).unwrap();
-    let proxy =
-        ProxyProcess::start(dir.path(), &[], &[("LLMPOOL_API_KEYS", "sdk-client-key")]).unwrap();
+    let proxy = Process::start(dir.path(), &[], &[("LLMPOOL_API_KEYS", "sdk-client-key")]).unwrap();
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/openai_client.py");
     let out = tokio::task::spawn_blocking(move || {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use llmpool_e2e::harness::{ConfigDir, ProxyProcess};
+use llmpool_e2e::harness::{ConfigDir, Process};
 use llmpool_e2e::mock::MockProvider;
 use llmpool_e2e::redis::RedisServer;
 use serde_json::Value;
@@ -19,7 +19,7 @@ struct Cluster {
     mock: MockProvider,
     redis: RedisServer,
     _dir: ConfigDir,
-    proxies: Vec<ProxyProcess>,
+    proxies: Vec<Process>,
     http: reqwest::Client,
 }
 
@@ -33,7 +33,7 @@ impl Cluster {
         let proxies = (0..n)
             .map(|_| {
                 let args = ["--redis", url.as_str(), "--redis-timeout", "1s"];
-                ProxyProcess::start(dir.path(), &args, &[]).unwrap_or_else(|f| panic!("{f:?}"))
+                Process::start(dir.path(), &args, &[]).unwrap_or_else(|f| panic!("{f:?}"))
             })
             .collect();
         let cluster = Cluster {

@@ -1,0 +1,369 @@
+//! The whole cluster pipeline with real processes against the fake API
+//! server: the operator compiles LlmAccounts and ModelRoutes into the two
+//! objects, two proxies in `--kube` mode serve them, and edits, deletions,
+//! invalid resources, hand edits, leader failover and cooldown resets all
+//! reach the proxies. (The same flows against a real kube-apiserver, with
+//! schema and CEL validation, are in `real_cluster.rs`.)
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use llmpool_e2e::harness::Process;
+use llmpool_e2e::kubeapi::FakeApiServer;
+use llmpool_e2e::mock::MockProvider;
+use llmpool_e2e::redis::RedisServer;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const NS: &str = "team-a";
+
+fn secret(keys: &[(&str, &str)]) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), b64.encode(v).into()))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": NS}, "data": data})
+}
+
+fn account(name: &str, base_url: &str, key: &str) -> Value {
+    json!({"apiVersion": "llmpool.dev/v1alpha1", "kind": "LlmAccount",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"provider": "openai-compatible", "baseUrl": base_url,
+                 "credentials": {"secretRef": {"name": "keys", "key": key}}}})
+}
+
+fn route(names: &[&str], strategy: &str) -> Value {
+    json!({"apiVersion": "llmpool.dev/v1alpha1", "kind": "ModelRoute",
+        "metadata": {"name": "test", "namespace": NS},
+        "spec": {"models": ["gpt-test"], "strategy": strategy, "targets": [{"accounts": {"names": names}}]}})
+}
+
+/// The fake API server, the mock, an operator and two proxies.
+struct Stack {
+    api: FakeApiServer,
+    mock: MockProvider,
+    kubeconfig: String,
+    _dir: tempfile::TempDir,
+    operators: Vec<Process>,
+    proxies: Vec<Process>,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let api = FakeApiServer::start().await.unwrap();
+        let mock = MockProvider::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api
+            .kubeconfig(dir.path(), NS)
+            .unwrap()
+            .display()
+            .to_string();
+        Stack {
+            api,
+            mock,
+            kubeconfig,
+            _dir: dir,
+            operators: Vec::new(),
+            proxies: Vec::new(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn operator(&mut self, args: &[&str]) {
+        let env = [("KUBECONFIG", self.kubeconfig.as_str())];
+        let p = Process::operator(args, &env).unwrap_or_else(|f| panic!("{f:?}"));
+        self.operators.push(p);
+    }
+
+    async fn proxies(&mut self, n: usize, args: &[&str]) {
+        let env = [("KUBECONFIG", self.kubeconfig.as_str())];
+        for _ in 0..n {
+            let mut all = vec!["--kube"];
+            all.extend_from_slice(args);
+            let p = Process::launch(&all, &env).unwrap_or_else(|f| panic!("{f:?}"));
+            self.proxies.push(p);
+        }
+        for p in &self.proxies {
+            let url = p.url("/readyz");
+            eventually("proxy loaded the operator's objects", || {
+                let (http, url) = (self.http.clone(), url.clone());
+                async move { http.get(url).send().await.unwrap().status() == 200 }
+            })
+            .await;
+        }
+    }
+
+    /// Who answers `n` requests through every proxy, by account label.
+    async fn served(&self, n: usize) -> HashMap<String, usize> {
+        let mut seen = HashMap::new();
+        for p in &self.proxies {
+            for _ in 0..n {
+                let r = self
+                    .http
+                    .post(p.url("/v1/chat/completions"))
+                    .json(&chat_body("gpt-test", false))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                let who = if status == 200 {
+                    reply_label(&body)
+                } else {
+                    format!("status {status}")
+                };
+                *seen.entry(who).or_default() += 1;
+            }
+        }
+        seen
+    }
+
+    /// Polls until `served` by every proxy is exactly `labels`; returns how
+    /// long that took.
+    async fn until_served_by(&self, labels: &[&str]) -> Duration {
+        let start = Instant::now();
+        loop {
+            let seen = self.served(6).await;
+            if seen.keys().all(|k| labels.contains(&k.as_str())) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "still served by {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn condition(&self, kind: &str, name: &str, condition: &str) -> Option<Value> {
+        let object = self.api.get(kind, NS, name)?;
+        object["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == condition)
+            .cloned()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.api.list("events", NS)
+    }
+}
+
+#[tokio::test]
+async fn the_operator_compiles_resources_and_both_proxies_follow_every_edit() {
+    let mut s = Stack::start().await;
+    let url = s.mock.base_url();
+    s.api
+        .apply("secrets", secret(&[("a", "a"), ("b", "b"), ("c", "c")]));
+    for name in ["a", "b", "c"] {
+        s.api.apply("llmaccounts", account(name, &url, name));
+    }
+    s.api
+        .apply("modelroutes", route(&["a", "b", "c"], "round-robin"));
+    s.operator(&["--namespace", NS]);
+    s.proxies(2, &[]).await;
+
+    let seen = s.served(6).await;
+    assert_eq!(seen.len(), 3, "round-robin over a, b, c: {seen:?}");
+
+    // status: conditions, observedGeneration and tier counts
+    let ready = s.condition("llmaccounts", "a", "Ready").unwrap();
+    assert_eq!(ready["status"], "True");
+    let a = s.api.get("llmaccounts", NS, "a").unwrap();
+    assert_eq!(a["status"]["observedGeneration"], 1);
+    let route_status = s.api.get("modelroutes", NS, "test").unwrap()["status"].clone();
+    assert_eq!(route_status["targets"], "3", "{route_status}");
+    // each new condition became an Event
+    let events = s.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "Serving" && e["regarding"]["name"] == "test"),
+        "{events:?}"
+    );
+
+    // disable b: no new requests reach it, within 2 s
+    let mut b = account("b", &url, "b");
+    b["spec"]["disabled"] = true.into();
+    s.api.apply("llmaccounts", b);
+    let took = s.until_served_by(&["a", "c"]).await;
+    assert!(took < Duration::from_secs(2), "the edit took {took:?}");
+
+    // delete c: gone from both proxies within 2 s
+    s.api.delete("llmaccounts", NS, "c");
+    let took = s.until_served_by(&["a"]).await;
+    assert!(took < Duration::from_secs(2), "the deletion took {took:?}");
+
+    // an account whose Secret does not exist is reported and breaks nothing
+    let mut d = account("d", &url, "d");
+    d["spec"]["credentials"]["secretRef"]["name"] = "missing".into();
+    s.api.apply("llmaccounts", d);
+    s.api
+        .apply("modelroutes", route(&["a", "d"], "round-robin"));
+    eventually("d says what is wrong", || async {
+        s.condition("llmaccounts", "d", "CredentialsResolved")
+            .is_some_and(|c| {
+                c["status"] == "False"
+                    && c["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("Secret missing")
+            })
+    })
+    .await;
+    assert_eq!(s.until_served_by(&["a"]).await.as_secs(), 0);
+
+    // a hand-deleted credentials Secret is put back
+    s.api.delete("secrets", NS, "llmpool-credentials");
+    eventually("credentials Secret recreated", || async {
+        s.api.get("secrets", NS, "llmpool-credentials").is_some()
+    })
+    .await;
+    // a hand edit is overwritten
+    let mut tampered = s.api.get("secrets", NS, "llmpool-credentials").unwrap();
+    tampered["data"]["a"] = "dGFtcGVyZWQ=".into();
+    s.api.apply("secrets", tampered);
+    eventually("hand edit overwritten", || async {
+        s.api.get("secrets", NS, "llmpool-credentials").unwrap()["data"]["a"]
+            == base64::engine::general_purpose::STANDARD.encode("a")
+    })
+    .await;
+    assert_eq!(s.until_served_by(&["a"]).await.as_secs(), 0);
+
+    // the last account and route gone: both objects are deleted, and the
+    // proxies keep serving the last good table
+    for name in ["a", "b", "d"] {
+        s.api.delete("llmaccounts", NS, name);
+    }
+    s.api.delete("modelroutes", NS, "test");
+    eventually("both objects deleted", || async {
+        s.api.get("secrets", NS, "llmpool-credentials").is_none()
+            && s.api.get("configmaps", NS, "llmpool-routes").is_none()
+    })
+    .await;
+
+    // no key ever reached a log line
+    let logs = s.operators[0].logs().join("\n");
+    assert!(!logs.contains("dGFtcGVyZWQ") && !logs.contains("tampered"));
+    let metrics = s
+        .http
+        .get(s.operators[0].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("llmpool_operator_reconciles_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.lines().any(|l| l == "llmpool_operator_leader 1"));
+}
+
+#[tokio::test]
+async fn a_standby_operator_takes_over_when_the_leader_dies() {
+    let mut s = Stack::start().await;
+    let url = s.mock.base_url();
+    s.api.apply("secrets", secret(&[("a", "a"), ("b", "b")]));
+    s.api.apply("llmaccounts", account("a", &url, "a"));
+    s.api.apply("modelroutes", route(&["a"], "round-robin"));
+    let lease = ["--lease-duration", "2s"];
+    s.operator(&[&["--namespace", NS, "--identity", "op-1"][..], &lease].concat());
+    eventually("op-1 leads", || async {
+        s.api
+            .get("leases", NS, "llmpool-operator")
+            .is_some_and(|l| l["spec"]["holderIdentity"] == "op-1")
+    })
+    .await;
+    s.operator(&[&["--namespace", NS, "--identity", "op-2"][..], &lease].concat());
+    s.proxies(1, &[]).await;
+    let standby = s.operators[1].url("/metrics");
+    let leader_metric = |http: reqwest::Client, url: String| async move {
+        let text = http.get(url).send().await.unwrap().text().await.unwrap();
+        text.lines().any(|l| l == "llmpool_operator_leader 1")
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !leader_metric(s.http.clone(), standby.clone()).await,
+        "one writer only"
+    );
+
+    // the leader dies without giving the Lease up
+    drop(s.operators.remove(0));
+    s.api.apply("llmaccounts", account("b", &url, "b"));
+    s.api.apply("modelroutes", route(&["b"], "round-robin"));
+    let took = s.until_served_by(&["b"]).await;
+    assert!(took < Duration::from_secs(15), "failover took {took:?}");
+    assert!(leader_metric(s.http.clone(), standby).await);
+    let lease = s.api.get("leases", NS, "llmpool-operator").unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "op-2");
+}
+
+#[tokio::test]
+async fn health_reaches_status_and_the_reset_annotation_clears_a_cooldown() {
+    let mut s = Stack::start().await;
+    let redis = RedisServer::start().unwrap();
+    let url = s.mock.base_url();
+    // flaky answers its first request with a 429 asking for 10 minutes
+    s.api.apply(
+        "secrets",
+        secret(&[
+            ("flaky", "flaky?status=429&retry_after=600&times=1"),
+            ("steady", "steady"),
+        ]),
+    );
+    let mut flaky = account("flaky", &url, "flaky");
+    flaky["spec"]["priority"] = 0.into();
+    let mut steady = account("steady", &url, "steady");
+    steady["spec"]["priority"] = 1.into();
+    s.api.apply("llmaccounts", flaky.clone());
+    s.api.apply("llmaccounts", steady);
+    s.api
+        .apply("modelroutes", route(&["flaky", "steady"], "fill-first"));
+    let r = redis.url();
+    s.operator(&[
+        "--namespace",
+        NS,
+        "--redis",
+        &r,
+        "--health-interval",
+        "300ms",
+    ]);
+    s.proxies(2, &["--redis", &r, "--redis-timeout", "1s"])
+        .await;
+
+    // the 429 rotates to steady and cools flaky for every replica
+    let seen = s.served(3).await;
+    assert_eq!(seen.get("steady"), Some(&6), "{seen:?}");
+    eventually("kubectl get llma shows flaky cooling down", || async {
+        let health = &s.api.get("llmaccounts", NS, "flaky").unwrap()["status"]["health"];
+        health["state"] == "CoolingDown"
+            && health["lastErrorClass"] == "RateLimited"
+            && health["coolingDownUntil"].is_string()
+    })
+    .await;
+    let steady_health = s.api.get("llmaccounts", NS, "steady").unwrap()["status"]["health"].clone();
+    assert_eq!(steady_health["state"], "Available");
+
+    // the user asks for a reset: flaky serves again on every replica
+    flaky["metadata"]["annotations"] = json!({"llmpool.dev/reset-cooldown": "1"});
+    s.api.apply("llmaccounts", flaky);
+    let took = s.until_served_by(&["flaky"]).await;
+    assert!(took < Duration::from_secs(5), "the reset took {took:?}");
+    let shown = s.api.get("llmaccounts", NS, "flaky").unwrap();
+    assert_eq!(shown["status"]["cooldownReset"], "1");
+    assert!(
+        s.events()
+            .iter()
+            .any(|e| e["reason"] == "CooldownReset" && e["regarding"]["name"] == "flaky")
+    );
+    eventually("health back to Available", || async {
+        s.api.get("llmaccounts", NS, "flaky").unwrap()["status"]["health"]["state"] == "Available"
+    })
+    .await;
+}
