@@ -4,4 +4,5 @@
 pub mod harness;
 pub mod kubeapi;
 pub mod mock;
+pub mod realapi;
 pub mod redis;

@@ -184,3 +184,53 @@ pub fn retry_after_secs(r: &reqwest::Response) -> u64 {
     let value = r.headers()["retry-after"].to_str().unwrap();
     value.parse().unwrap()
 }
+
+/// Who answers `n` requests through each proxy, by account label (or
+/// "status N" for a failure).
+pub async fn served(
+    http: &reqwest::Client,
+    proxies: &[Process],
+    n: usize,
+) -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    for p in proxies {
+        for _ in 0..n {
+            let r = http
+                .post(p.url("/v1/chat/completions"))
+                .json(&chat_body("gpt-test", false))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let who = if status == 200 {
+                reply_label(&body)
+            } else {
+                format!("status {status}")
+            };
+            *seen.entry(who).or_default() += 1;
+        }
+    }
+    seen
+}
+
+/// Polls until every proxy is served only by `labels`; returns how long
+/// that took (fails after 20 s).
+pub async fn until_served_by(
+    http: &reqwest::Client,
+    proxies: &[Process],
+    labels: &[&str],
+) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let seen = served(http, proxies, 6).await;
+        if seen.keys().all(|k| labels.contains(&k.as_str())) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still served by {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -9,6 +9,7 @@ mod lifecycle;
 mod observability;
 mod operator;
 mod pooling;
+mod real_cluster;
 mod reload;
 mod resilience;
 mod sdk;

@@ -6,7 +6,7 @@
 //! schema and CEL validation, are in `real_cluster.rs`.)
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use llmpool_e2e::harness::Process;
@@ -97,46 +97,12 @@ impl Stack {
         }
     }
 
-    /// Who answers `n` requests through every proxy, by account label.
     async fn served(&self, n: usize) -> HashMap<String, usize> {
-        let mut seen = HashMap::new();
-        for p in &self.proxies {
-            for _ in 0..n {
-                let r = self
-                    .http
-                    .post(p.url("/v1/chat/completions"))
-                    .json(&chat_body("gpt-test", false))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                let who = if status == 200 {
-                    reply_label(&body)
-                } else {
-                    format!("status {status}")
-                };
-                *seen.entry(who).or_default() += 1;
-            }
-        }
-        seen
+        served(&self.http, &self.proxies, n).await
     }
 
-    /// Polls until `served` by every proxy is exactly `labels`; returns how
-    /// long that took.
     async fn until_served_by(&self, labels: &[&str]) -> Duration {
-        let start = Instant::now();
-        loop {
-            let seen = self.served(6).await;
-            if seen.keys().all(|k| labels.contains(&k.as_str())) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "still served by {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_served_by(&self.http, &self.proxies, labels).await
     }
 
     fn condition(&self, kind: &str, name: &str, condition: &str) -> Option<Value> {

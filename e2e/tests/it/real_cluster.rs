@@ -1,0 +1,274 @@
+//! The opt-in tier against a real API server (`KUBECONFIG`, or
+//! `KUBE_APISERVER` naming a kube-apiserver binary started here with its
+//! own etcd): the CRDs and their validation as the server enforces them,
+//! then the operator and two proxies out of cluster, driven with kubectl.
+//! Skipped, in one line, when neither is set.
+
+use std::time::Duration;
+
+use llmpool_e2e::harness::Process;
+use llmpool_e2e::mock::MockProvider;
+use llmpool_e2e::realapi::RealApiServer;
+use serde_json::Value;
+
+use crate::common::*;
+
+fn crd_dir() -> String {
+    format!("{}/../crds/yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// kubectl as admin; panics with its stderr when it fails.
+fn kubectl(api: &RealApiServer, args: &[&str], stdin: Option<&str>) -> String {
+    let out = api.kubectl(args, stdin).unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// kubectl that must be refused; returns the server's message.
+fn refused(api: &RealApiServer, ns: &str, yaml: &str) -> String {
+    let out = api
+        .kubectl(&["-n", ns, "apply", "-f", "-"], Some(yaml))
+        .unwrap();
+    assert!(!out.status.success(), "accepted: {yaml}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn condition(api: &RealApiServer, ns: &str, kind: &str, name: &str, which: &str) -> Value {
+    let text = kubectl(api, &["-n", ns, "get", kind, name, "-o", "json"], None);
+    let object: Value = serde_json::from_str(&text).unwrap();
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == which).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// The Role a proxy needs: get, list and watch of exactly its two objects.
+fn proxy_role(ns: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: llmpool-proxy, namespace: {ns}}}
+rules:
+- apiGroups: [\"\"]
+  resources: [configmaps]
+  resourceNames: [llmpool-routes]
+  verbs: [get, list, watch]
+- apiGroups: [\"\"]
+  resources: [secrets]
+  resourceNames: [llmpool-credentials]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: llmpool-proxy, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: llmpool-proxy}}
+subjects: [{{kind: User, name: llmpool-proxy}}]
+"
+    )
+}
+
+fn resources(base_url: &str) -> String {
+    let account = |name: &str| {
+        format!(
+            "apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {{name: {name}}}
+spec:
+  provider: openai-compatible
+  baseUrl: {base_url}
+  credentials: {{secretRef: {{name: keys, key: {name}}}}}
+---
+"
+        )
+    };
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: keys}}
+stringData: {{a: a, b: b, c: c}}
+---
+{}{}{}apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: test}}
+spec:
+  models: [gpt-test]
+  targets: [{{accounts: {{names: [a, b, c]}}}}]
+",
+        account("a"),
+        account("b"),
+        account("c")
+    )
+}
+
+#[tokio::test]
+async fn operator_and_two_proxies_against_a_real_api_server() {
+    let api = match RealApiServer::from_env() {
+        Ok(Some(api)) => api,
+        Ok(None) => {
+            eprintln!("real API server tier skipped: set KUBECONFIG or KUBE_APISERVER to run it");
+            return;
+        }
+        Err(e) => panic!("the real API server named by the environment is unusable: {e}"),
+    };
+    let ns = format!("llmpool-e2e-{}", std::process::id());
+    kubectl(&api, &["create", "namespace", &ns], None);
+    kubectl(&api, &["apply", "-f", &crd_dir()], None);
+    kubectl(
+        &api,
+        &[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            "crd/llmaccounts.llmpool.dev",
+            "crd/modelroutes.llmpool.dev",
+        ],
+        None,
+    );
+
+    // the schema and its CEL rules, as the API server enforces them
+    let bad = [
+        (
+            "kind: LlmAccount\nmetadata: {name: x}\nspec: {provider: azure}",
+            "Unsupported value: \"azure\"",
+        ),
+        (
+            "kind: LlmAccount\nmetadata: {name: x}\nspec: {provider: openai-compatible}",
+            "openai-compatible accounts need a baseUrl",
+        ),
+        (
+            "kind: LlmAccount\nmetadata: {name: x}\nspec: {provider: openai}",
+            "need credentials",
+        ),
+        (
+            "kind: LlmAccount\nmetadata: {name: x}\nspec: {provider: openai, credentials: {secretRef: {name: s, key: k}, oauth: {tokenUrl: \"https://t\", clientId: c, refreshTokenRef: {name: r, key: k}}}}",
+            "exactly one of",
+        ),
+        (
+            "kind: LlmAccount\nmetadata: {name: x}\nspec: {provider: openai, credentials: {secretRef: {name: s, key: k}}, limits: {requestsPerMinute: 0}}",
+            "should be greater than or equal to 1",
+        ),
+        (
+            "kind: ModelRoute\nmetadata: {name: x}\nspec: {models: [m], targets: [{accounts: {names: [a]}}], cooldown: {default: 2h, max: 1h}}",
+            "must not be longer than cooldown.max",
+        ),
+        (
+            "kind: ModelRoute\nmetadata: {name: x}\nspec: {models: [m], targets: [{accounts: {}}]}",
+            "name accounts or give a label selector",
+        ),
+    ];
+    for (doc, message) in bad {
+        let said = refused(
+            &api,
+            &ns,
+            &format!("apiVersion: llmpool.dev/v1alpha1\n{doc}\n"),
+        );
+        assert!(said.contains(message), "{doc}\n-> {said}");
+    }
+
+    let mock = MockProvider::start().await.unwrap();
+    kubectl(
+        &api,
+        &["-n", &ns, "apply", "-f", "-"],
+        Some(&resources(&mock.base_url())),
+    );
+    kubectl(&api, &["apply", "-f", "-"], Some(&proxy_role(&ns)));
+    let admin = api.kubeconfig().display().to_string();
+    let _operator = Process::operator(&["--namespace", &ns], &[("KUBECONFIG", admin.as_str())])
+        .unwrap_or_else(|f| panic!("{f:?}"));
+    // the proxies run as a user that may read only their two objects
+    let proxy_config = api
+        .user("llmpool-proxy", &ns)
+        .unwrap()
+        .display()
+        .to_string();
+    let http = reqwest::Client::new();
+    let mut proxies = Vec::new();
+    for _ in 0..2 {
+        let p = Process::launch(
+            &["--kube", "--namespace", &ns],
+            &[("KUBECONFIG", proxy_config.as_str())],
+        )
+        .unwrap_or_else(|f| panic!("{f:?}"));
+        proxies.push(p);
+    }
+    for p in &proxies {
+        let url = p.url("/readyz");
+        eventually("proxy ready", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(url).send().await.unwrap().status() == 200 }
+        })
+        .await;
+    }
+    let seen = served(&http, &proxies, 6).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // status and events
+    assert_eq!(condition(&api, &ns, "llma", "a", "Ready")["status"], "True");
+    assert_eq!(
+        condition(&api, &ns, "mroute", "test", "Ready")["status"],
+        "True"
+    );
+    let table = kubectl(&api, &["-n", &ns, "get", "mroute", "test"], None);
+    assert!(
+        table.contains("TARGETS") && table.contains(" 3 "),
+        "{table}"
+    );
+    let events = kubectl(&api, &["-n", &ns, "get", "events"], None);
+    assert!(events.contains("Serving"), "{events}");
+
+    // an edit with kubectl reaches both proxies within 2 s
+    kubectl(
+        &api,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "llma",
+            "b",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"disabled":true}}"#,
+        ],
+        None,
+    );
+    let took = until_served_by(&http, &proxies, &["a", "c"]).await;
+    assert!(took < Duration::from_secs(2), "the edit took {took:?}");
+
+    // a deletion too
+    kubectl(&api, &["-n", &ns, "delete", "llma", "c"], None);
+    let took = until_served_by(&http, &proxies, &["a"]).await;
+    assert!(took < Duration::from_secs(2), "the deletion took {took:?}");
+
+    // valid for the schema, not for compile(): a clear condition, nothing else changes
+    let missing = "apiVersion: llmpool.dev/v1alpha1\nkind: LlmAccount\nmetadata: {name: d}\nspec: {provider: openai, credentials: {secretRef: {name: openai-key, key: apiKey}}}\n";
+    kubectl(&api, &["-n", &ns, "apply", "-f", "-"], Some(missing));
+    eventually("d explains itself", || async {
+        let c = condition(&api, &ns, "llma", "d", "CredentialsResolved");
+        c["status"] == "False"
+            && c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Secret openai-key"))
+    })
+    .await;
+    assert_eq!(until_served_by(&http, &proxies, &["a"]).await.as_secs(), 0);
+
+    // the credentials Secret deleted by hand comes back
+    kubectl(
+        &api,
+        &["-n", &ns, "delete", "secret", "llmpool-credentials"],
+        None,
+    );
+    eventually("credentials Secret recreated", || async {
+        api.kubectl(&["-n", &ns, "get", "secret", "llmpool-credentials"], None)
+            .unwrap()
+            .status
+            .success()
+    })
+    .await;
+
+    kubectl(&api, &["delete", "namespace", &ns, "--wait=false"], None);
+}
