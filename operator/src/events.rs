@@ -68,3 +68,46 @@ impl Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    use super::*;
+
+    fn transition(status: &str, message: &str) -> Transition {
+        Transition {
+            object: ObjectReference::default(),
+            condition: Condition {
+                type_: "CredentialsResolved".to_owned(),
+                status: status.to_owned(),
+                reason: "CredentialsMissing".to_owned(),
+                message: message.to_owned(),
+                observed_generation: None,
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+            },
+        }
+    }
+
+    #[test]
+    fn a_condition_turning_false_is_a_warning_that_says_what_to_fix() {
+        let e = event(&transition("False", "Secret openai-key has no key apiKey"));
+        assert_eq!(e.type_, EventType::Warning);
+        assert_eq!(e.reason, "CredentialsMissing");
+        assert_eq!(
+            e.note.as_deref(),
+            Some("CredentialsResolved is False: Secret openai-key has no key apiKey")
+        );
+        assert_eq!(event(&transition("True", "found")).type_, EventType::Normal);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_the_event_limit_on_a_character_boundary() {
+        let e = event(&transition("False", &"é".repeat(800)));
+        let note = e.note.unwrap();
+        assert!(note.len() <= NOTE_LIMIT && note.ends_with('é'));
+    }
+}

@@ -139,3 +139,55 @@ pub async fn resets(
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn account(disabled: bool) -> LlmAccount {
+        serde_json::from_value(json!({
+            "apiVersion": "llmpool.dev/v1alpha1", "kind": "LlmAccount",
+            "metadata": {"name": "a", "namespace": "ns"},
+            "spec": {"provider": "openai", "disabled": disabled}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_summary_names_the_state_a_user_should_see() {
+        let cooling = llmpool_state::AccountHealth {
+            cooling_until_ms: Some(NOW + 90_000),
+            last_error: Some(("RateLimited".to_owned(), NOW - 1000)),
+            requests_last_minute: 42,
+            ..Default::default()
+        };
+        let s = summary(&account(false), &cooling, NOW);
+        assert_eq!(s.state.as_deref(), Some("CoolingDown"));
+        assert_eq!(
+            s.cooling_down_until.as_deref(),
+            Some("2023-11-14T22:14:50Z")
+        );
+        assert_eq!(s.last_error_class.as_deref(), Some("RateLimited"));
+        assert_eq!(s.requests_last_minute, Some(42));
+        // a cooldown already over is not shown
+        let s = summary(&account(false), &cooling, NOW + 90_000);
+        assert_eq!(
+            (s.state.as_deref(), s.cooling_down_until),
+            (Some("Available"), None)
+        );
+        let blocked = llmpool_state::AccountHealth {
+            blocked: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            summary(&account(false), &blocked, NOW).state.as_deref(),
+            Some("Unauthorized")
+        );
+        assert_eq!(
+            summary(&account(true), &blocked, NOW).state.as_deref(),
+            Some("Disabled")
+        );
+    }
+}

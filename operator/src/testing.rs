@@ -3,6 +3,12 @@
 
 use http::{Request, Response};
 use kube::client::Body;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::{Value, json};
 
 pub type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -55,4 +61,32 @@ pub async fn serve(mut handle: Handle, calls: Vec<Call>) -> Vec<(String, Value)>
         );
     }
     seen
+}
+
+/// What the mock endpoint answers next, and the form bodies it received.
+#[derive(Default)]
+pub struct Endpoint {
+    /// Status and JSON body of the next answers.
+    pub answer: Mutex<(u16, Value)>,
+    /// Form bodies received.
+    pub seen: Mutex<Vec<String>>,
+}
+
+async fn token(State(e): State<Arc<Endpoint>>, body: String) -> (StatusCode, Json<Value>) {
+    e.seen.lock().unwrap().push(body);
+    let (status, answer) = e.answer.lock().unwrap().clone();
+    (StatusCode::from_u16(status).unwrap(), Json(answer))
+}
+
+/// Starts a mock OAuth token endpoint at `<base>/token`; returns it and `<base>`.
+pub async fn endpoint(status: u16, answer: Value) -> (Arc<Endpoint>, String) {
+    let e = Arc::new(Endpoint::default());
+    *e.answer.lock().unwrap() = (status, answer);
+    let app = Router::new()
+        .route("/token", post(token))
+        .with_state(e.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (e, format!("http://{addr}"))
 }

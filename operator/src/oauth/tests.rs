@@ -1,44 +1,14 @@
 //! Refresh, backoff, rotation, egress and restart against a mock token
 //! endpoint on a real socket.
 
-use std::sync::{Arc, Mutex};
-
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::testing::endpoint;
 
 const NOW: i64 = 1_700_000_000_000;
 const MIN: i64 = 60_000;
-
-/// What the mock endpoint answers next, and the form bodies it received.
-#[derive(Default)]
-struct Endpoint {
-    answer: Mutex<(u16, Value)>,
-    seen: Mutex<Vec<String>>,
-}
-
-async fn token(State(e): State<Arc<Endpoint>>, body: String) -> (StatusCode, Json<Value>) {
-    e.seen.lock().unwrap().push(body);
-    let (status, answer) = e.answer.lock().unwrap().clone();
-    (StatusCode::from_u16(status).unwrap(), Json(answer))
-}
-
-async fn endpoint(status: u16, answer: Value) -> (Arc<Endpoint>, String) {
-    let e = Arc::new(Endpoint::default());
-    *e.answer.lock().unwrap() = (status, answer);
-    let app = Router::new()
-        .route("/token", post(token))
-        .with_state(e.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (e, format!("http://{addr}"))
-}
 
 fn account(name: &str, token_url: &str, egress: Option<&str>, status: Option<Value>) -> LlmAccount {
     let mut a = json!({

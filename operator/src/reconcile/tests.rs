@@ -469,3 +469,214 @@ async fn when_the_last_account_and_route_are_gone_both_objects_are_deleted() {
     assert!(summary.objects_deleted);
     assert!(!summary.objects_written);
 }
+
+fn oauth_account(token_url: &str) -> Value {
+    json!({
+        "apiVersion": "llmpool.dev/v1alpha1", "kind": "LlmAccount",
+        "metadata": {"name": "claude", "namespace": "team-a", "generation": 1},
+        "spec": {"provider": "anthropic", "credentials": {"oauth": {
+            "tokenUrl": token_url, "clientId": "cli",
+            "refreshTokenRef": {"name": "grant", "key": "apiKey"}
+        }}}
+    })
+}
+
+fn claude_route() -> Value {
+    json!({
+        "apiVersion": "llmpool.dev/v1alpha1", "kind": "ModelRoute",
+        "metadata": {"name": "claude", "namespace": "team-a", "generation": 1},
+        "spec": {"models": ["claude-*"], "targets": [{"accounts": {"names": ["claude"]}}]}
+    })
+}
+
+/// The calls of a reconcile of the OAuth namespace up to the object writes.
+fn oauth_reads(token_url: &str) -> Vec<Call> {
+    vec![
+        call(
+            "GET",
+            &format!("{CR}/llmaccounts"),
+            200,
+            list("LlmAccountList", vec![oauth_account(token_url)]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/modelroutes"),
+            200,
+            list("ModelRouteList", vec![claude_route()]),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/grant"),
+            200,
+            secret("grant", "rt-123"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn an_oauth_account_is_served_with_a_fresh_access_token() {
+    let (endpoint, base) =
+        crate::testing::endpoint(200, json!({"access_token": "at-fresh", "expires_in": 3600}))
+            .await;
+    let url = format!("{base}/token");
+    let calls = [
+        oauth_reads(&url),
+        first_write(),
+        vec![
+            call(
+                "PATCH",
+                &format!("{CR}/llmaccounts/claude/status"),
+                200,
+                oauth_account(&url),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/modelroutes/claude/status"),
+                200,
+                claude_route(),
+            ),
+        ],
+    ]
+    .concat();
+    let (summary, seen) = run(calls, now()).await;
+    assert_eq!(summary.refreshes, (1, 0));
+    assert_eq!(
+        summary.next_due_ms,
+        Some(now().0.as_millisecond() + 55 * 60_000),
+        "refreshed again 5 min before expiry"
+    );
+    assert!(endpoint.seen.lock().unwrap()[0].contains("refresh_token=rt-123"));
+    // the proxies get the access token, never the refresh token
+    let (_, credentials) = &seen[5];
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(credentials["data"]["claude"], b64.encode("at-fresh"));
+    assert!(!credentials.to_string().contains(&b64.encode("rt-123")));
+    let (_, status) = &seen[7];
+    let conditions = status["status"]["conditions"].as_array().unwrap();
+    let refreshing = conditions
+        .iter()
+        .find(|c| c["type"] == "Refreshing")
+        .unwrap();
+    assert_eq!(refreshing["status"], "True");
+    assert_eq!(
+        status["status"]["oauth"]["expiresAt"],
+        "2023-11-14T23:13:20Z"
+    );
+    assert_eq!(status["status"]["oauth"]["failures"], 0);
+    let shown = status.to_string();
+    assert!(!shown.contains("at-fresh") && !shown.contains("rt-123"));
+}
+
+#[tokio::test]
+async fn a_failing_refresh_is_shown_with_its_next_attempt() {
+    let (_endpoint, base) = crate::testing::endpoint(400, json!({"error": "invalid_grant"})).await;
+    let url = format!("{base}/token");
+    let calls = [
+        oauth_reads(&url),
+        first_write(),
+        vec![
+            call(
+                "PATCH",
+                &format!("{CR}/llmaccounts/claude/status"),
+                200,
+                oauth_account(&url),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/modelroutes/claude/status"),
+                200,
+                claude_route(),
+            ),
+        ],
+    ]
+    .concat();
+    let (summary, seen) = run(calls, now()).await;
+    assert_eq!(summary.refreshes, (0, 1));
+    assert_eq!(
+        summary.next_due_ms,
+        Some(now().0.as_millisecond() + 5 * 60_000)
+    );
+    let (_, status) = &seen[7];
+    assert_eq!(status["status"]["oauth"]["failures"], 1);
+    assert_eq!(
+        status["status"]["oauth"]["nextAttempt"],
+        "2023-11-14T22:18:20Z"
+    );
+    let conditions = status["status"]["conditions"].as_array().unwrap();
+    let by_type = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap().clone();
+    assert_eq!(by_type("Refreshing")["status"], "False");
+    assert_eq!(by_type("Refreshing")["reason"], "RefreshFailing");
+    assert!(
+        by_type("Refreshing")["message"]
+            .as_str()
+            .unwrap()
+            .contains("token endpoint answered 400 invalid_grant")
+    );
+    assert_eq!(by_type("Ready")["status"], "False");
+    // the transitions to False become Warning Events
+    assert!(
+        summary
+            .transitions
+            .iter()
+            .any(|t| t.condition.type_ == "Refreshing" && t.condition.status == "False")
+    );
+}
+
+#[tokio::test]
+async fn a_table_too_large_for_one_object_is_reported_and_nothing_is_written() {
+    // one header value bigger than a ConfigMap may hold
+    let mut big = account("a", "key-a", None);
+    big["spec"]["headers"] = json!({"x-padding": "p".repeat(1_100_000)});
+    let calls = vec![
+        call(
+            "GET",
+            &format!("{CR}/llmaccounts"),
+            200,
+            list("LlmAccountList", vec![big.clone()]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/modelroutes"),
+            200,
+            list("ModelRouteList", vec![route(None)]),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/key-a"),
+            200,
+            secret("key-a", "sk-a"),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/configmaps/llmpool-routes"),
+            404,
+            not_found(),
+        ),
+        call(
+            "GET",
+            &format!("{CORE}/secrets/llmpool-credentials"),
+            404,
+            not_found(),
+        ),
+        // no apply: straight to the statuses
+        call("PATCH", &format!("{CR}/llmaccounts/a/status"), 200, big),
+        call(
+            "PATCH",
+            &format!("{CR}/modelroutes/gpt/status"),
+            200,
+            route(None),
+        ),
+    ];
+    let (summary, seen) = run(calls, now()).await;
+    assert!(!summary.objects_written);
+    let why = summary.too_large.unwrap();
+    assert!(why.contains("llmpool-routes"), "{why}");
+    for (_, body) in &seen[5..] {
+        let ready = &body["status"]["conditions"][0];
+        assert_eq!(
+            (&ready["status"], &ready["reason"]),
+            (&json!("False"), &json!("TableTooLarge"))
+        );
+    }
+}
