@@ -28,10 +28,11 @@ use tokio::sync::mpsc;
 /// (plural, namespace, name).
 type Key = (String, String, String);
 
-/// A watch: plural, namespace, the name it selects (if any), and its stream.
+/// A watch: plural, namespace (none: all), the name it selects (if any),
+/// and its stream.
 type Watcher = (
     String,
-    String,
+    Option<String>,
     Option<String>,
     mpsc::UnboundedSender<Result<Bytes, Infallible>>,
 );
@@ -138,8 +139,9 @@ impl Inner {
     fn notify(&mut self, rv: u64, key: Key, event: &'static str, object: &Value) {
         let line = format!("{}\n", json!({"type": event, "object": object}));
         self.watchers.retain(|(kind, ns, name, tx)| {
-            let wanted =
-                *kind == key.0 && *ns == key.1 && name.as_ref().is_none_or(|n| *n == key.2);
+            let wanted = *kind == key.0
+                && ns.as_ref().is_none_or(|n| *n == key.1)
+                && name.as_ref().is_none_or(|n| *n == key.2);
             !wanted || tx.send(Ok(Bytes::from(line.clone()))).is_ok()
         });
         self.history.push((rv, key, event, object.clone()));
@@ -153,6 +155,8 @@ impl FakeApiServer {
         let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner::default()));
         let router = Router::new()
+            .route("/api/v1/{kind}", any(core_everywhere))
+            .route("/apis/{group}/{version}/{kind}", any(everywhere))
             .route("/api/v1/namespaces/{ns}/{kind}", any(core_collection))
             .route("/api/v1/namespaces/{ns}/{kind}/{name}", any(core_object))
             .route(
@@ -269,7 +273,7 @@ async fn core_collection(
     body: Bytes,
 ) -> Response {
     let path = format!("/api/v1/namespaces/{ns}/{kind}");
-    on_collection(state, method, path, ns, kind, false, query, body)
+    on_collection(state, method, path, Some(ns), kind, false, query, body)
 }
 
 async fn collection(
@@ -281,7 +285,30 @@ async fn collection(
 ) -> Response {
     let path = format!("/apis/{group}/{version}/namespaces/{ns}/{kind}");
     let custom = group.contains("llmpool");
-    on_collection(state, method, path, ns, kind, custom, query, body)
+    on_collection(state, method, path, Some(ns), kind, custom, query, body)
+}
+
+async fn core_everywhere(
+    state: Shared,
+    method: Method,
+    UrlPath(kind): UrlPath<String>,
+    query: Params,
+    body: Bytes,
+) -> Response {
+    let path = format!("/api/v1/{kind}");
+    on_collection(state, method, path, None, kind, false, query, body)
+}
+
+async fn everywhere(
+    state: Shared,
+    method: Method,
+    UrlPath((group, version, kind)): UrlPath<(String, String, String)>,
+    query: Params,
+    body: Bytes,
+) -> Response {
+    let path = format!("/apis/{group}/{version}/{kind}");
+    let custom = group.contains("llmpool");
+    on_collection(state, method, path, None, kind, custom, query, body)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -289,7 +316,7 @@ fn on_collection(
     State(inner): Shared,
     method: Method,
     path: String,
-    ns: String,
+    ns: Option<String>,
     kind: String,
     custom: bool,
     Query(query): Params,
@@ -298,6 +325,9 @@ fn on_collection(
     let mut state = lock(&inner);
     record(&mut state, &method, &path, &query);
     if method == Method::POST {
+        let Some(ns) = ns else {
+            return status(405, "MethodNotAllowed", "create in a namespace");
+        };
         let Ok(object) = serde_json::from_slice::<Value>(&body) else {
             return status(400, "BadRequest", "body is not JSON");
         };
@@ -326,7 +356,9 @@ fn on_collection(
             .and_then(|v| v.parse().ok())
             .unwrap_or(state.resource_version);
         for (rv, key, event, object) in &state.history {
-            let wanted = key.0 == kind && key.1 == ns && name.as_ref().is_none_or(|n| *n == key.2);
+            let wanted = key.0 == kind
+                && ns.as_ref().is_none_or(|n| *n == key.1)
+                && name.as_ref().is_none_or(|n| *n == key.2);
             if *rv > since && wanted {
                 let line = format!("{}\n", json!({"type": event, "object": object}));
                 let _ = tx.send(Ok(Bytes::from(line)));
@@ -343,7 +375,9 @@ fn on_collection(
         .objects
         .iter()
         .filter(|((k, n, obj_name), _)| {
-            *k == kind && *n == ns && name.as_ref().is_none_or(|w| w == obj_name)
+            *k == kind
+                && ns.as_ref().is_none_or(|want| want == n)
+                && name.as_ref().is_none_or(|w| w == obj_name)
         })
         .map(|(_, v)| v.clone())
         .collect();

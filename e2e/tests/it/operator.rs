@@ -333,3 +333,59 @@ async fn health_reaches_status_and_the_reset_annotation_clears_a_cooldown() {
     })
     .await;
 }
+
+/// `object` moved to namespace `ns`.
+fn in_ns(mut object: Value, ns: &str) -> Value {
+    object["metadata"]["namespace"] = ns.into();
+    object
+}
+
+#[tokio::test]
+async fn one_operator_serves_every_namespace_and_a_broken_one_harms_no_other() {
+    let mut s = Stack::start().await;
+    let url = s.mock.base_url();
+    for ns in [NS, "team-b"] {
+        s.api.apply("secrets", in_ns(secret(&[("a", "a")]), ns));
+        s.api
+            .apply("llmaccounts", in_ns(account("a", &url, "a"), ns));
+    }
+    s.api.apply("modelroutes", route(&["a"], "round-robin"));
+    // team-b's route names an account that does not exist
+    s.api.apply(
+        "modelroutes",
+        in_ns(route(&["nobody"], "round-robin"), "team-b"),
+    );
+    s.operator(&["--all-namespaces", "--namespace", NS]);
+    s.proxies(1, &[]).await;
+    assert_eq!(s.until_served_by(&["a"]).await.as_secs(), 0);
+
+    eventually(
+        "team-b compiled too, with its problem on its route",
+        || async {
+            let ready = s
+                .api
+                .get("modelroutes", "team-b", "test")
+                .and_then(|r| r["status"]["conditions"].get(0).cloned());
+            s.api
+                .get("configmaps", "team-b", "llmpool-routes")
+                .is_some()
+                && ready.is_some_and(|c| {
+                    c["status"] == "False"
+                        && c["message"].as_str().unwrap_or_default().contains("nobody")
+                })
+        },
+    )
+    .await;
+    assert_eq!(
+        s.condition("modelroutes", "test", "Ready").unwrap()["status"],
+        "True"
+    );
+    // the watches were cluster-wide, not one per namespace
+    let requests = s.api.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /apis/llmpool.dev/v1alpha1/llmaccounts?")),
+        "{requests:?}"
+    );
+}
