@@ -18,14 +18,13 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, ResourceExt};
 use llmpool_crds::objects;
 use llmpool_crds::{LlmAccount, ModelRoute};
-use llmpool_state::RedisAdmin;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::reconcile::{Reconciler, referenced_secrets};
-use crate::runtime::{self, RESET_ANNOTATION};
+use crate::runtime::{self, RESET_ANNOTATION, Shared};
 
 /// Pause after a change before reconciling, so a burst of edits (or an
 /// apply of many resources) is compiled once.
@@ -106,7 +105,7 @@ pub struct Controller {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Shared state for health and resets.
-    pub admin: Option<RedisAdmin>,
+    pub shared: Shared,
     /// Namespaces to watch; `None` is all of them.
     pub scopes: Vec<Option<String>>,
     /// Longest time between two reconciles of a namespace.
@@ -304,7 +303,7 @@ impl Controller {
                 let accounts = accounts_of(cache, ns);
                 match runtime::resets(
                     &self.reconciler.client,
-                    self.admin.as_ref(),
+                    &self.shared,
                     &self.events,
                     ns,
                     &accounts,
@@ -341,7 +340,7 @@ impl Controller {
 
     /// Brings every account's health summary up to date.
     async fn health(&self, cache: &Accounts) {
-        let Some(admin) = &self.admin else {
+        let Some(admin) = self.shared.get() else {
             return;
         };
         let namespaces: Vec<String> = cache

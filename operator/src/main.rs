@@ -15,7 +15,8 @@ use llmpool_operator::leader::Election;
 use llmpool_operator::metrics::Metrics;
 use llmpool_operator::oauth::Refresher;
 use llmpool_operator::reconcile::Reconciler;
-use llmpool_state::{RedisAdmin, RedisConfig};
+use llmpool_operator::runtime::Shared;
+use llmpool_state::RedisConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -76,23 +77,16 @@ async fn run(run: Run) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new()?);
     serve_metrics(&run, metrics.clone()).await?;
 
-    let admin = match &run.redis {
-        Some(url) => {
-            let config = RedisConfig {
-                url: url.clone(),
-                cluster: run.redis_cluster,
-                call_timeout: Duration::from_secs(2),
-                fallback_replicas: None,
-                namespace: own.clone(),
-                ca_file: run.redis_ca_file.clone(),
-            };
-            Some(
-                RedisAdmin::connect(&config)
-                    .await
-                    .context("cannot connect to the shared Redis")?,
-            )
-        }
-        None => None,
+    let shared = match &run.redis {
+        Some(url) => Shared::connect(RedisConfig {
+            url: url.clone(),
+            cluster: run.redis_cluster,
+            call_timeout: Duration::from_secs(2),
+            fallback_replicas: None,
+            namespace: own.clone(),
+            ca_file: run.redis_ca_file.clone(),
+        }),
+        None => Shared::Off,
     };
     let scopes = if run.all_namespaces {
         vec![None]
@@ -101,7 +95,7 @@ async fn run(run: Run) -> anyhow::Result<()> {
     } else {
         run.namespaces.iter().cloned().map(Some).collect()
     };
-    tracing::info!(name = %run.name, ?scopes, %identity, redis = admin.is_some(), "starting");
+    tracing::info!(name = %run.name, ?scopes, %identity, redis = shared.configured(), "starting");
     let controller = Controller {
         reconciler: Reconciler {
             client: client.clone(),
@@ -110,7 +104,7 @@ async fn run(run: Run) -> anyhow::Result<()> {
         },
         events: Events::new(client.clone(), &identity),
         metrics: metrics.clone(),
-        admin,
+        shared,
         scopes,
         resync: run.resync,
         health_interval: run.health_interval,

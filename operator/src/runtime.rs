@@ -26,6 +26,60 @@ pub enum Error {
     /// Redis failed.
     #[error(transparent)]
     State(#[from] AdminError),
+    /// Redis is configured but not reached yet.
+    #[error("shared state: not connected yet")]
+    NotConnected,
+}
+
+/// The operator's access to the shared state.
+#[derive(Clone, Default)]
+pub enum Shared {
+    /// No --redis: health is not summarised and resets cannot be done.
+    #[default]
+    Off,
+    /// Connecting in the background (Redis may be down at start).
+    Connecting(std::sync::Arc<tokio::sync::OnceCell<RedisAdmin>>),
+}
+
+impl Shared {
+    /// Connects in the background, retrying every few seconds, so an
+    /// operator whose Redis is down still reconciles.
+    pub fn connect(config: llmpool_state::RedisConfig) -> Self {
+        let cell = std::sync::Arc::new(tokio::sync::OnceCell::new());
+        let slot = cell.clone();
+        tokio::spawn(async move {
+            let mut logged = false;
+            loop {
+                match RedisAdmin::connect(&config).await {
+                    Ok(admin) => {
+                        tracing::info!("connected to the shared Redis");
+                        let _ = slot.set(admin);
+                        return;
+                    }
+                    Err(e) if !logged => {
+                        tracing::warn!(error = %e, "cannot reach the shared Redis yet; retrying");
+                        logged = true;
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            }
+        });
+        Shared::Connecting(cell)
+    }
+
+    /// The connection, once made.
+    pub fn get(&self) -> Option<&RedisAdmin> {
+        match self {
+            Shared::Off => None,
+            Shared::Connecting(cell) => cell.get(),
+        }
+    }
+
+    /// Whether --redis was given.
+    pub fn configured(&self) -> bool {
+        matches!(self, Shared::Connecting(_))
+    }
 }
 
 fn rfc3339(ms: u64) -> Option<String> {
@@ -92,7 +146,7 @@ pub async fn health(
 /// Acts on new reset-cooldown annotation values; returns the resets done.
 pub async fn resets(
     client: &Client,
-    admin: Option<&RedisAdmin>,
+    shared: &Shared,
     events: &Events,
     ns: &str,
     accounts: &[LlmAccount],
@@ -111,7 +165,10 @@ pub async fn resets(
             continue;
         }
         let name = account.name_any();
-        let event = match admin {
+        if shared.configured() && shared.get().is_none() {
+            return Err(Error::NotConnected);
+        }
+        let event = match shared.get() {
             Some(admin) => {
                 let cleared = admin.reset(ns, &name).await?;
                 tracing::info!(namespace = ns, account = %name, cleared, "cooldowns reset on request");
