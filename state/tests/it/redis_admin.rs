@@ -1,12 +1,14 @@
 //! The operator's view of the shared state: health read back from what the
 //! proxies recorded, and a reset that every replica sees.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use llmpool_crds::table::CompiledLimits;
 use llmpool_e2e::redis::RedisServer;
 use llmpool_state::{
-    Admission, AdmitRequest, Candidate, Clock, Completion, Outcome, RedisAdmin, StateStore,
+    Admission, AdmitRequest, Candidate, Clock, Completion, Outcome, RedisAdmin, RedisStore,
+    StateStore,
 };
 
 use super::{START_MS, redis_store};
@@ -47,8 +49,8 @@ async fn attempt(store: &dyn StateStore, c: &[Candidate], outcome: Outcome) -> b
     true
 }
 
-#[tokio::test]
-async fn health_shows_cooldowns_errors_and_traffic_and_reset_clears_them_everywhere() {
+/// A Redis server, a replica's store on a manual clock, and the admin view.
+async fn start() -> (RedisServer, Clock, Arc<RedisStore>, RedisAdmin) {
     let server = RedisServer::start().unwrap();
     let clock = Clock::manual(START_MS);
     let store = redis_store(&server, &clock);
@@ -56,6 +58,27 @@ async fn health_shows_cooldowns_errors_and_traffic_and_reset_clears_them_everywh
     let admin = RedisAdmin::connect(&super::redis_config(&server))
         .await
         .unwrap();
+    (server, clock, store, admin)
+}
+
+/// Whether the replica admits `c` within a second (its cache hears of a
+/// reset over pub/sub).
+async fn admitted_soon(store: &dyn StateStore, c: &[Candidate]) -> bool {
+    for _ in 0..50 {
+        let ok = Outcome::Success {
+            exhausted_for: None,
+        };
+        if attempt(store, c, ok).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn health_shows_cooldowns_errors_and_traffic_and_reset_clears_them_everywhere() {
+    let (_server, clock, store, admin) = start().await;
     let hot = [candidate("hot")];
     let calm = [candidate("calm")];
     let ok = Outcome::Success {
@@ -93,15 +116,10 @@ async fn health_shows_cooldowns_errors_and_traffic_and_reset_clears_them_everywh
     let after = admin.health("ns", &names, clock.now_ms()).await.unwrap();
     assert_eq!(after[0].cooling_until_ms, None);
     // the replica's cache hears of the reset and admits again
-    let mut admitted = false;
-    for _ in 0..50 {
-        if attempt(&*store, &hot, ok.clone()).await {
-            admitted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(admitted, "the reset reached the replica");
+    assert!(
+        admitted_soon(&*store, &hot).await,
+        "the reset reached the replica"
+    );
 
     // one minute later the traffic count has rolled off
     clock.advance_ms(61_000);
@@ -111,13 +129,7 @@ async fn health_shows_cooldowns_errors_and_traffic_and_reset_clears_them_everywh
 
 #[tokio::test]
 async fn reset_opens_a_tripped_circuit_breaker() {
-    let server = RedisServer::start().unwrap();
-    let clock = Clock::manual(START_MS);
-    let store = redis_store(&server, &clock);
-    assert!(store.connected(Duration::from_secs(10)).await);
-    let admin = RedisAdmin::connect(&super::redis_config(&server))
-        .await
-        .unwrap();
+    let (_server, clock, store, admin) = start().await;
     let c = [candidate("flaky")];
     for _ in 0..llmpool_state::BREAKER_FAILURES {
         assert!(attempt(&*store, &c, Outcome::Failed).await);
@@ -129,16 +141,5 @@ async fn reset_opens_a_tripped_circuit_breaker() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!attempt(&*store, &c, Outcome::Failed).await);
     assert_eq!(admin.reset("ns", "flaky").await.unwrap(), 1);
-    let mut admitted = false;
-    for _ in 0..50 {
-        let ok = Outcome::Success {
-            exhausted_for: None,
-        };
-        if attempt(&*store, &c, ok).await {
-            admitted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(admitted);
+    assert!(admitted_soon(&*store, &c).await);
 }
