@@ -96,6 +96,28 @@ fn accounts_of(cache: &Accounts, ns: &str) -> Vec<LlmAccount> {
         .unwrap_or_default()
 }
 
+/// Drops cached accounts of `scope` (all namespaces when `None`) that a
+/// fresh list did not return: they were deleted while the watch was down.
+/// Returns the namespaces that lost any.
+fn forget_unlisted(
+    cache: &mut HashMap<String, BTreeMap<String, LlmAccount>>,
+    scope: Option<&str>,
+    listed: &[(String, String)],
+) -> Vec<String> {
+    let mut touched = Vec::new();
+    for (ns, accounts) in cache.iter_mut() {
+        if scope.is_some_and(|s| s != ns) {
+            continue;
+        }
+        let before = accounts.len();
+        accounts.retain(|name, _| listed.iter().any(|(n, a)| n == ns && a == name));
+        if accounts.len() != before {
+            touched.push(ns.clone());
+        }
+    }
+    touched
+}
+
 /// The operator's controller.
 pub struct Controller {
     /// Per-namespace reconcile.
@@ -159,6 +181,9 @@ impl Controller {
             let accounts =
                 watch(api::<LlmAccount>(client, scope), config.clone()).default_backoff();
             let seen = cache.clone();
+            let scope_ns = scope.map(str::to_owned);
+            // accounts listed again after a broken watch; the rest are gone
+            let mut relisted: Option<Vec<(String, String)>> = None;
             tokio::spawn(forward(accounts, tx.clone(), move |event| {
                 let Ok(mut seen) = seen.lock() else {
                     return Vec::new();
@@ -166,6 +191,9 @@ impl Controller {
                 match event {
                     Event::Apply(a) | Event::InitApply(a) => {
                         let ns = a.namespace().unwrap_or_default();
+                        if let Some(listed) = relisted.as_mut() {
+                            listed.push((ns.clone(), a.name_any()));
+                        }
                         let slot = seen.entry(ns.clone()).or_default();
                         let changed = slot
                             .get(&a.name_any())
@@ -180,7 +208,14 @@ impl Controller {
                         }
                         vec![ns]
                     }
-                    Event::Init | Event::InitDone => Vec::new(),
+                    Event::Init => {
+                        relisted = Some(Vec::new());
+                        Vec::new()
+                    }
+                    Event::InitDone => {
+                        let listed = relisted.take().unwrap_or_default();
+                        forget_unlisted(&mut seen, scope_ns.as_deref(), &listed)
+                    }
                 }
             }));
 
@@ -363,6 +398,37 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn account(ns: &str, name: &str) -> LlmAccount {
+        let mut a = LlmAccount::new(
+            name,
+            serde_json::from_value(serde_json::json!({"provider": "openai"})).unwrap(),
+        );
+        a.metadata.namespace = Some(ns.to_owned());
+        a
+    }
+
+    #[test]
+    fn a_relist_forgets_accounts_deleted_while_the_watch_was_down() {
+        let mut cache: HashMap<String, BTreeMap<String, LlmAccount>> = HashMap::new();
+        for (ns, name) in [("a", "kept"), ("a", "gone"), ("b", "other")] {
+            cache
+                .entry(ns.to_owned())
+                .or_default()
+                .insert(name.to_owned(), account(ns, name));
+        }
+        let listed = vec![("a".to_owned(), "kept".to_owned())];
+        assert_eq!(
+            forget_unlisted(&mut cache, Some("a"), &listed),
+            vec!["a".to_owned()]
+        );
+        assert_eq!(cache["a"].keys().collect::<Vec<_>>(), vec!["kept"]);
+        assert_eq!(cache["b"].len(), 1, "another namespace's watch is not ours");
+        assert_eq!(
+            forget_unlisted(&mut cache, None, &listed),
+            vec!["b".to_owned()]
+        );
+    }
 
     #[test]
     fn retries_back_off_from_one_second_to_five_minutes() {
