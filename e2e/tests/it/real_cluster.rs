@@ -71,6 +71,38 @@ subjects: [{{kind: User, name: llmpool-proxy}}]
     )
 }
 
+/// The operator's rights in one namespace, as the README lists them.
+fn operator_role(ns: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: llmpool-operator, namespace: {ns}}}
+rules:
+- apiGroups: [llmpool.dev]
+  resources: [llmaccounts, modelroutes]
+  verbs: [get, list, watch]
+- apiGroups: [llmpool.dev]
+  resources: [llmaccounts/status, modelroutes/status]
+  verbs: [patch]
+- apiGroups: [\"\"]
+  resources: [secrets, configmaps]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: llmpool-operator, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: llmpool-operator}}
+subjects: [{{kind: User, name: llmpool-operator}}]
+"
+    )
+}
+
 fn resources(base_url: &str) -> String {
     let account = |name: &str| {
         format!(
@@ -180,9 +212,18 @@ async fn operator_and_two_proxies_against_a_real_api_server() {
         Some(&resources(&mock.base_url())),
     );
     kubectl(&api, &["apply", "-f", "-"], Some(&proxy_role(&ns)));
-    let admin = api.kubeconfig().display().to_string();
-    let _operator = Process::operator(&["--namespace", &ns], &[("KUBECONFIG", admin.as_str())])
-        .unwrap_or_else(|f| panic!("{f:?}"));
+    kubectl(&api, &["apply", "-f", "-"], Some(&operator_role(&ns)));
+    // the operator runs with exactly the rights the README gives it
+    let operator_config = api
+        .user("llmpool-operator", &ns)
+        .unwrap()
+        .display()
+        .to_string();
+    let operator = Process::operator(
+        &["--namespace", &ns],
+        &[("KUBECONFIG", operator_config.as_str())],
+    )
+    .unwrap_or_else(|f| panic!("{f:?}"));
     // the proxies run as a user that may read only their two objects
     let proxy_config = api
         .user("llmpool-proxy", &ns)
@@ -273,6 +314,16 @@ async fn operator_and_two_proxies_against_a_real_api_server() {
             .success()
     })
     .await;
+
+    let denied: Vec<String> = operator
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the documented RBAC is not enough: {denied:?}"
+    );
 
     kubectl(&api, &["delete", "namespace", &ns, "--wait=false"], None);
 }
