@@ -4,6 +4,7 @@
 //! has failed to renew for a whole duration. Every write carries the
 //! resourceVersion it read, so two candidates can never both win.
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -11,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
+use tokio::sync::watch;
 
 /// Who competes for which Lease.
 #[derive(Clone, Debug)]
@@ -21,6 +23,22 @@ pub struct Election {
     pub identity: String,
     /// How long a holder that stops renewing keeps the Lease.
     pub duration: Duration,
+}
+
+/// Why this replica stopped leading without being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum Lost {
+    /// Another replica holds the Lease now.
+    #[error("lost the leader Lease to another replica")]
+    Taken,
+    /// Renewals failed for a whole Lease duration.
+    #[error("could not renew the leader Lease in time: {0}")]
+    Expired(kube::Error),
+}
+
+/// Waits until `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn conflict(e: &kube::Error) -> bool {
@@ -78,6 +96,62 @@ impl Election {
             Err(e) if conflict(&e) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Stands by until the Lease is ours, then runs `work` while renewing
+    /// it every third of its duration. `leading` hears every change. Returns
+    /// Ok when `stop` turns true (the Lease is given up for a quick
+    /// takeover), or the reason leadership was lost; either way `work` is
+    /// stopped first, so two leaders never write at once.
+    pub async fn lead<W>(
+        &self,
+        api: &Api<Lease>,
+        work: W,
+        mut stop: watch::Receiver<bool>,
+        leading: impl Fn(bool),
+    ) -> Result<(), Lost>
+    where
+        W: Future<Output = ()> + Send + 'static,
+    {
+        let period = self.duration / 3;
+        loop {
+            match self.try_lead(api, Timestamp::now()).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the leader Lease"),
+            }
+            tokio::select! {
+                () = stopped(&mut stop) => return Ok(()),
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+        tracing::info!(lease = %self.lease, "leading");
+        leading(true);
+        let work = tokio::spawn(work);
+        let mut renewed = tokio::time::Instant::now();
+        let outcome = loop {
+            tokio::select! {
+                () = stopped(&mut stop) => break Ok(()),
+                () = tokio::time::sleep(period) => {}
+            }
+            match self.try_lead(api, Timestamp::now()).await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => break Err(Lost::Taken),
+                Err(e) if renewed.elapsed() < self.duration => {
+                    tracing::warn!(error = %e, "cannot renew the leader Lease; retrying");
+                }
+                Err(e) => break Err(Lost::Expired(e)),
+            }
+        };
+        // stop writing before anyone else may start
+        work.abort();
+        leading(false);
+        if outcome.is_ok()
+            && let Err(e) = self.release(api).await
+        {
+            tracing::warn!(error = %e, "could not release the leader Lease");
+        }
+        outcome
     }
 
     /// Gives the Lease up on shutdown, so a standby takes over at once.

@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use llmpool_operator::cli::{Cli, Command, Run};
 use llmpool_operator::controller::Controller;
@@ -42,20 +41,6 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve_metrics(run: &Run, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(run.metrics)
-        .await
-        .with_context(|| format!("cannot listen on {}", run.metrics))?;
-    let router = axum::Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route("/healthz", get(|| async { "ok" }));
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    tracing::info!(addr = %addr, "listening");
-    Ok(())
-}
-
 async fn run(run: Run) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .json()
@@ -75,7 +60,10 @@ async fn run(run: Run) -> anyhow::Result<()> {
         format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
     });
     let metrics = Arc::new(Metrics::new()?);
-    serve_metrics(&run, metrics.clone()).await?;
+    let addr = llmpool_operator::metrics::serve(run.metrics, metrics.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", run.metrics))?;
+    tracing::info!(addr = %addr, "listening");
 
     let shared = match &run.redis {
         Some(url) => Shared::connect(RedisConfig {
@@ -110,69 +98,34 @@ async fn run(run: Run) -> anyhow::Result<()> {
         health_interval: run.health_interval,
     };
 
+    // one listener for the whole run, so no signal falls between two waits
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    });
     if run.no_leader_election {
         metrics.leader.set(1);
+        let mut stop = stop;
         tokio::select! {
             () = controller.run() => {}
-            () = shutdown() => {}
+            _ = stop.wait_for(|s| *s) => {}
         }
         return Ok(());
     }
-
     let election = Election {
         lease: format!("{}-operator", run.name),
         identity,
         duration: run.lease_duration,
     };
     let leases = Api::<Lease>::namespaced(client, &own);
-    let retry = run.lease_duration / 3;
-    // standby until the Lease is ours
-    loop {
-        tokio::select! {
-            () = shutdown() => return Ok(()),
-            () = tokio::time::sleep(Duration::ZERO) => {}
-        }
-        match election.try_lead(&leases, Timestamp::now()).await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read the leader Lease"),
-        }
-        tokio::select! {
-            () = shutdown() => return Ok(()),
-            () = tokio::time::sleep(retry) => {}
-        }
-    }
-    tracing::info!(lease = %election.lease, "leading");
-    metrics.leader.set(1);
-    let work = tokio::spawn(controller.run());
-    let mut renewed = tokio::time::Instant::now();
-    let outcome = loop {
-        tokio::select! {
-            () = shutdown() => break Ok(()),
-            () = tokio::time::sleep(retry) => {}
-        }
-        match election.try_lead(&leases, Timestamp::now()).await {
-            Ok(true) => renewed = tokio::time::Instant::now(),
-            Ok(false) => break Err(anyhow::anyhow!("lost the leader Lease to another replica")),
-            Err(e) if renewed.elapsed() < run.lease_duration => {
-                tracing::warn!(error = %e, "cannot renew the leader Lease; retrying");
-            }
-            Err(e) => {
-                break Err(anyhow::anyhow!(
-                    "could not renew the leader Lease in time: {e}"
-                ));
-            }
-        }
-    };
-    // stop writing before anyone else may start
-    work.abort();
-    metrics.leader.set(0);
-    if outcome.is_ok()
-        && let Err(e) = election.release(&leases).await
-    {
-        tracing::warn!(error = %e, "could not release the leader Lease");
-    }
-    outcome
+    let gauge = metrics.clone();
+    election
+        .lead(&leases, controller.run(), stop, move |leading| {
+            gauge.leader.set(i64::from(leading));
+        })
+        .await?;
+    Ok(())
 }
 
 /// SIGTERM or Ctrl-C.
