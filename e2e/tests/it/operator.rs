@@ -389,3 +389,38 @@ async fn one_operator_serves_every_namespace_and_a_broken_one_harms_no_other() {
         "{requests:?}"
     );
 }
+
+// multi-threaded: terminate() blocks this thread while the fake API server
+// must keep answering the leader's last calls
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_with_sigterm_hands_over_without_waiting_for_the_lease() {
+    let mut s = Stack::start().await;
+    let url = s.mock.base_url();
+    s.api.apply("secrets", secret(&[("a", "a")]));
+    s.api.apply("llmaccounts", account("a", &url, "a"));
+    // the standby looks every 3 s; without a release it would wait 9 s
+    let lease = ["--lease-duration", "9s"];
+    s.operator(&[&["--namespace", NS, "--identity", "op-1"][..], &lease].concat());
+    let holder = |s: &Stack| {
+        s.api
+            .get("leases", NS, "llmpool-operator")
+            .map(|l| l["spec"]["holderIdentity"].clone())
+    };
+    eventually("op-1 leads", || async { holder(&s) == Some("op-1".into()) }).await;
+    s.operator(&[&["--namespace", NS, "--identity", "op-2"][..], &lease].concat());
+
+    let status = s.operators[0].terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+    let start = std::time::Instant::now();
+    while holder(&s) != Some("op-2".into()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "no handover: {:?}",
+            holder(&s)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

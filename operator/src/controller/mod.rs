@@ -50,7 +50,8 @@ impl Controller {
     pub async fn run(self) {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let cache: Accounts = Arc::default();
-        watch::spawn(
+        // the watches live exactly as long as this future
+        let _watches = watch::spawn(
             &self.reconciler.client,
             &self.reconciler.name,
             &self.scopes,

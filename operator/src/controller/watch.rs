@@ -13,6 +13,7 @@ use kube::{Api, Client, ResourceExt};
 use llmpool_crds::objects;
 use llmpool_crds::{LlmAccount, ModelRoute};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::reconcile::referenced_secrets;
 use crate::runtime::RESET_ANNOTATION;
@@ -99,14 +100,16 @@ async fn forward<S, K>(
 }
 
 /// Starts the watches of every scope; each sends the namespaces whose
-/// inputs changed to `tx` and keeps `cache` up to date.
+/// inputs changed to `tx` and keeps `cache` up to date. Dropping the
+/// returned set stops them.
 pub(super) fn spawn(
     client: &Client,
     name: &str,
     scopes: &[Option<String>],
     tx: &mpsc::UnboundedSender<String>,
     cache: &Accounts,
-) {
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
     let own = objects::credentials_name(name);
     for scope in scopes {
         let scope = scope.as_deref();
@@ -117,7 +120,7 @@ pub(super) fn spawn(
         let scope_ns = scope.map(str::to_owned);
         // accounts listed again after a broken watch; the rest are gone
         let mut relisted: Option<Vec<(String, String)>> = None;
-        tokio::spawn(forward(accounts, tx.clone(), move |event| {
+        tasks.spawn(forward(accounts, tx.clone(), move |event| {
             let Ok(mut seen) = seen.lock() else {
                 return Vec::new();
             };
@@ -154,7 +157,7 @@ pub(super) fn spawn(
 
         let routes = watch(api::<ModelRoute>(client, scope), config.clone()).default_backoff();
         let mut generations: HashMap<(String, String), Option<i64>> = HashMap::new();
-        tokio::spawn(forward(routes, tx.clone(), move |event| match event {
+        tasks.spawn(forward(routes, tx.clone(), move |event| match event {
             Event::Apply(r) | Event::InitApply(r) => {
                 let key = (r.namespace().unwrap_or_default(), r.name_any());
                 let ns = key.0.clone();
@@ -174,7 +177,7 @@ pub(super) fn spawn(
             watch(api::<PartialObjectMeta<Secret>>(client, scope), config).default_backoff();
         let seen = cache.clone();
         let own = own.clone();
-        tokio::spawn(forward(secrets, tx.clone(), move |event| {
+        tasks.spawn(forward(secrets, tx.clone(), move |event| {
             let s = match event {
                 Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => s,
                 Event::Init | Event::InitDone => return Vec::new(),
@@ -195,6 +198,7 @@ pub(super) fn spawn(
             }
         }));
     }
+    tasks
 }
 
 #[cfg(test)]
