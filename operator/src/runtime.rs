@@ -212,6 +212,53 @@ mod tests {
         .unwrap()
     }
 
+    fn annotated(value: &str, handled: Option<&str>) -> LlmAccount {
+        let mut a = account(false);
+        a.metadata.annotations = Some([(RESET_ANNOTATION.to_owned(), value.to_owned())].into());
+        if let Some(h) = handled {
+            a.status = Some(llmpool_crds::account::LlmAccountStatus {
+                cooldown_reset: Some(h.to_owned()),
+                ..Default::default()
+            });
+        }
+        a
+    }
+
+    #[tokio::test]
+    async fn without_redis_a_reset_is_answered_with_a_warning_once_per_value() {
+        use crate::testing::{call, serve};
+        let (service, handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let client = Client::new(service, "ns");
+        let calls = vec![
+            call(
+                "PATCH",
+                "/apis/llmpool.dev/v1alpha1/namespaces/ns/llmaccounts/a/status",
+                200,
+                serde_json::to_value(account(false)).unwrap(),
+            ),
+            call(
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                201,
+                json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": "2026-01-01T00:00:00.000000Z"}),
+            ),
+        ];
+        let server = tokio::spawn(serve(handle, calls));
+        let events = Events::new(client.clone(), "op");
+        let accounts = [annotated("1", None), annotated("0", Some("0"))];
+        let done = resets(&client, &Shared::Off, &events, "ns", &accounts)
+            .await
+            .unwrap();
+        assert_eq!(done, 0, "nothing could be reset");
+        let seen = server.await.unwrap();
+        assert_eq!(seen[0].1["status"]["cooldownReset"], "1");
+        assert_eq!(seen[1].1["type"], "Warning");
+        assert_eq!(seen[1].1["reason"], "CooldownResetUnavailable");
+    }
+
     #[test]
     fn the_summary_names_the_state_a_user_should_see() {
         let cooling = llmpool_state::AccountHealth {
