@@ -133,6 +133,11 @@ impl Refresher {
         }
     }
 
+    /// Forgets every token of `ns` (its last account is gone).
+    pub fn forget_namespace(&self, ns: &str) {
+        self.forget_others(ns, &[]);
+    }
+
     /// Forgets accounts of `ns` that are gone or no longer OAuth.
     fn forget_others(&self, ns: &str, keep: &[String]) {
         if let Ok(mut map) = self.tokens.lock() {
@@ -289,12 +294,10 @@ impl Refresher {
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
-        let body = form_encode(&form);
         let response = client
             .post(&oauth.token_url)
-            .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(body)
+            .form(&form)
             .send()
             .await
             .map_err(|e| {
@@ -367,28 +370,6 @@ fn recovered(account: &LlmAccount, published: Option<&Secret>, grant: u64) -> To
         state.last_refresh_ms = parse_ms(s.last_refresh.as_ref());
     }
     state
-}
-
-/// application/x-www-form-urlencoded.
-fn form_encode(pairs: &[(&str, &str)]) -> String {
-    fn encode(text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        for b in text.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    out.push(char::from(b));
-                }
-                b' ' => out.push('+'),
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
-    }
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[cfg(test)]

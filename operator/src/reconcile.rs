@@ -104,9 +104,14 @@ fn transitions(
 }
 
 /// Secrets the accounts reference, sorted.
-pub fn referenced_secrets(accounts: &[LlmAccount]) -> BTreeSet<String> {
+pub fn referenced_secrets<'a>(
+    accounts: impl IntoIterator<Item = &'a LlmAccount>,
+) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for credentials in accounts.iter().filter_map(|a| a.spec.credentials.as_ref()) {
+    for credentials in accounts
+        .into_iter()
+        .filter_map(|a| a.spec.credentials.as_ref())
+    {
         if let Some(r) = &credentials.secret_ref {
             names.insert(r.name.clone());
         }
@@ -152,7 +157,7 @@ impl Reconciler {
                     Err(e) => return Err(e.into()),
                 }
             }
-            self.oauth.round(ns, &[], &[], None, 0).await;
+            self.oauth.forget_namespace(ns);
             return Ok(summary);
         }
 

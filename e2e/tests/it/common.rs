@@ -80,15 +80,14 @@ impl Env {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(self.proxy.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        metrics_of(&self.http, &self.proxy).await
     }
+}
+
+/// The /metrics text of a proxy or operator process.
+pub async fn metrics_of(http: &reqwest::Client, process: &Process) -> String {
+    let url = process.url("/metrics");
+    http.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 pub fn write_config(dir: &ConfigDir, mock: &MockProvider, accounts: &[Acct<'_>], route_spec: &str) {

@@ -215,20 +215,18 @@ async fn the_operator_compiles_resources_and_both_proxies_follow_every_edit() {
     // no key ever reached a log line
     let logs = s.operators[0].logs().join("\n");
     assert!(!logs.contains("dGFtcGVyZWQ") && !logs.contains("tampered"));
-    let metrics = s
-        .http
-        .get(s.operators[0].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&s.http, &s.operators[0]).await;
     assert!(
         metrics.contains("llmpool_operator_reconciles_total{result=\"ok\"}"),
         "{metrics}"
     );
-    assert!(metrics.lines().any(|l| l == "llmpool_operator_leader 1"));
+    assert!(leads(&s.http, &s.operators[0]).await);
+}
+
+/// Whether an operator process says it holds the Lease.
+async fn leads(http: &reqwest::Client, operator: &Process) -> bool {
+    let text = metrics_of(http, operator).await;
+    text.lines().any(|l| l == "llmpool_operator_leader 1")
 }
 
 #[tokio::test]
@@ -248,16 +246,8 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() {
     .await;
     s.operator(&[&["--namespace", NS, "--identity", "op-2"][..], &lease].concat());
     s.proxies(1, &[]).await;
-    let standby = s.operators[1].url("/metrics");
-    let leader_metric = |http: reqwest::Client, url: String| async move {
-        let text = http.get(url).send().await.unwrap().text().await.unwrap();
-        text.lines().any(|l| l == "llmpool_operator_leader 1")
-    };
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        !leader_metric(s.http.clone(), standby.clone()).await,
-        "one writer only"
-    );
+    assert!(!leads(&s.http, &s.operators[1]).await, "one writer only");
 
     // the leader dies without giving the Lease up
     drop(s.operators.remove(0));
@@ -265,7 +255,10 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() {
     s.api.apply("modelroutes", route(&["b"], "round-robin"));
     let took = s.until_served_by(&["b"]).await;
     assert!(took < Duration::from_secs(15), "failover took {took:?}");
-    assert!(leader_metric(s.http.clone(), standby).await);
+    assert!(
+        leads(&s.http, &s.operators[0]).await,
+        "the standby leads now"
+    );
     let lease = s.api.get("leases", NS, "llmpool-operator").unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "op-2");
 }

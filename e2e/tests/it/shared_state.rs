@@ -194,15 +194,7 @@ async fn losing_redis_fails_no_request_and_shared_limits_return_with_it() {
         c.degraded(0).await && c.degraded(1).await,
         "both replicas say they are degraded"
     );
-    let m = c
-        .http
-        .get(c.proxies[0].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_of(&c.http, &c.proxies[0]).await;
     assert!(m.contains("llmpool_state_degraded 1"));
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;

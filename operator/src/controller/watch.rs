@@ -185,10 +185,8 @@ pub(super) fn spawn(
             let ns = s.namespace().unwrap_or_default();
             let name = s.name_any();
             let referenced = seen.lock().is_ok_and(|c| {
-                c.get(&ns).is_some_and(|accounts| {
-                    let accounts: Vec<LlmAccount> = accounts.values().cloned().collect();
-                    referenced_secrets(&accounts).contains(&name)
-                })
+                c.get(&ns)
+                    .is_some_and(|accounts| referenced_secrets(accounts.values()).contains(&name))
             });
             // the credentials Secret itself: a hand edit or delete is undone
             if referenced || name == own {

@@ -24,11 +24,34 @@ pub struct AccountHealth {
     pub requests_last_minute: u64,
 }
 
+/// Parses view.lua's reply for `n` accounts: in-flight count and health.
+pub(super) fn rows(flat: &[redis::Value], n: usize) -> Option<Vec<(u64, AccountHealth)>> {
+    const FIELDS: usize = 6;
+    if flat.len() != n * FIELDS {
+        return None;
+    }
+    let number = |v: &redis::Value| redis::from_redis_value::<u64>(v).unwrap_or(0);
+    Some(
+        flat.chunks(FIELDS)
+            .map(|v| {
+                let class = redis::from_redis_value::<String>(&v[3]).unwrap_or_default();
+                let health = AccountHealth {
+                    cooling_until_ms: Some(number(&v[1])).filter(|&t| t > 0),
+                    blocked: number(&v[2]) == 1,
+                    last_error: (!class.is_empty()).then(|| (class, number(&v[4]))),
+                    requests_last_minute: number(&v[5]),
+                };
+                (number(&v[0]), health)
+            })
+            .collect(),
+    )
+}
+
 /// A connection for reading health and resetting accounts.
 #[derive(Clone)]
 pub struct RedisAdmin {
     conn: Conn,
-    health: Script,
+    view: Script,
     reset: Script,
     call_timeout: Duration,
 }
@@ -46,7 +69,7 @@ impl RedisAdmin {
             .map_err(|e| AdminError(e.to_string()))?;
         Ok(Self {
             conn,
-            health: Script::new(include_str!("health.lua")),
+            view: Script::new(include_str!("view.lua")),
             reset: Script::new(include_str!("reset.lua")),
             call_timeout: config.call_timeout.max(Duration::from_secs(1)),
         })
@@ -72,28 +95,15 @@ impl RedisAdmin {
         now_ms: u64,
     ) -> Result<Vec<AccountHealth>, AdminError> {
         let p = prefix(namespace);
-        let mut inv = self.health.key(format!("{p}seq"));
+        let mut inv = self.view.key(format!("{p}seq"));
         inv.arg(&p).arg(now_ms);
         for a in accounts {
             inv.arg(a);
         }
         let flat: Vec<redis::Value> = self.call(inv).await?;
-        if flat.len() != accounts.len() * 5 {
-            return Err(AdminError("unexpected health reply".to_owned()));
-        }
-        let number = |v: &redis::Value| redis::from_redis_value::<u64>(v).unwrap_or(0);
-        Ok(flat
-            .chunks(5)
-            .map(|v| {
-                let class = redis::from_redis_value::<String>(&v[2]).unwrap_or_default();
-                AccountHealth {
-                    cooling_until_ms: Some(number(&v[0])).filter(|&t| t > 0),
-                    blocked: number(&v[1]) == 1,
-                    last_error: (!class.is_empty()).then(|| (class, number(&v[3]))),
-                    requests_last_minute: number(&v[4]),
-                }
-            })
-            .collect())
+        let rows = rows(&flat, accounts.len())
+            .ok_or_else(|| AdminError("unexpected health reply".to_owned()))?;
+        Ok(rows.into_iter().map(|(_, health)| health).collect())
     }
 
     /// Clears the cooldowns and circuit-breaker state of `account` and tells

@@ -328,21 +328,25 @@ impl StateStore for RedisStore {
         accounts: &[Arc<str>],
     ) -> Result<Vec<AccountView>, StateError> {
         let p = prefix(namespace);
+        let now = self.clock.now_ms();
         let mut inv = self.view.key(format!("{p}seq"));
-        inv.arg(&p).arg(self.clock.now_ms());
+        inv.arg(&p).arg(now);
         for a in accounts {
             inv.arg(&**a);
         }
-        match self.call::<Vec<i64>>(inv).await {
-            Some(flat) if flat.len() == accounts.len() * 3 => Ok(flat
-                .chunks(3)
-                .map(|v| AccountView {
-                    in_flight: v[0].unsigned_abs(),
-                    cooling_for: (v[1] > 0).then(|| Duration::from_millis(v[1].unsigned_abs())),
-                    blocked: v[2] == 1,
+        let flat = self.call::<Vec<redis::Value>>(inv).await;
+        match flat.and_then(|f| admin::rows(&f, accounts.len())) {
+            Some(rows) => Ok(rows
+                .into_iter()
+                .map(|(in_flight, health)| AccountView {
+                    in_flight,
+                    cooling_for: health
+                        .cooling_until_ms
+                        .map(|until| Duration::from_millis(until.saturating_sub(now))),
+                    blocked: health.blocked,
                 })
                 .collect()),
-            _ => self.local.view(namespace, accounts).await,
+            None => self.local.view(namespace, accounts).await,
         }
     }
 

@@ -104,6 +104,13 @@ async fn health_shows_cooldowns_errors_and_traffic_and_reset_clears_them_everywh
     assert_eq!(health[1].last_error, None);
     assert_eq!(health[1].requests_last_minute, 3);
     assert_eq!(health[2], Default::default());
+    // a proxy's /metrics reads the same script
+    let view = store
+        .view("ns", &["hot".into(), "calm".into()])
+        .await
+        .unwrap();
+    assert_eq!(view[0].cooling_for, Some(Duration::from_secs(120)));
+    assert_eq!((view[1].cooling_for, view[1].in_flight), (None, 0));
     // another namespace's accounts of the same name are separate
     let elsewhere = admin.health("other", &names, clock.now_ms()).await.unwrap();
     assert_eq!(elsewhere[0], Default::default());
