@@ -7,9 +7,8 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 
-use crate::protocol::Protocol;
 use crate::protocol::json::ScanError;
-use crate::protocol::openai;
+use crate::protocol::{Protocol, TranslateError, anthropic, gemini, openai};
 use crate::state::StateError;
 use crate::upstream::error::AttemptError;
 
@@ -100,6 +99,20 @@ pub enum ProxyError {
     /// Cluster mode before the first configuration arrived.
     #[error("the gateway has not loaded its configuration yet")]
     NotLoaded,
+    /// The request cannot be expressed for the accounts that could serve it.
+    #[error("{0}")]
+    Translate(#[from] TranslateError),
+    /// An upstream refused the request itself (a 4xx another account would
+    /// answer the same); its message, for a client of another protocol.
+    #[error("upstream account {account} refused the request: {message}")]
+    UpstreamRejected {
+        /// Account name.
+        account: String,
+        /// Upstream status.
+        status: StatusCode,
+        /// The upstream's error message (bounded).
+        message: String,
+    },
 }
 
 impl ProxyError {
@@ -110,7 +123,9 @@ impl ProxyError {
             ProxyError::BodyRead(_)
             | ProxyError::Scan(_)
             | ProxyError::InvalidBody(_)
-            | ProxyError::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            | ProxyError::InvalidField { .. }
+            | ProxyError::Translate(_) => StatusCode::BAD_REQUEST,
+            ProxyError::UpstreamRejected { status, .. } => *status,
             ProxyError::MissingKey | ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
             ProxyError::UnknownModel(_) | ProxyError::UnknownEndpoint { .. } => {
                 StatusCode::NOT_FOUND
@@ -123,6 +138,7 @@ impl ProxyError {
                 last: AttemptError::Timeout,
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
+            _ if self.overloaded() => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamFailed { .. } | ProxyError::UpstreamAuth { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -147,6 +163,8 @@ impl ProxyError {
             ProxyError::UpstreamAuth { .. } => "upstream_auth",
             ProxyError::State(_) => "state",
             ProxyError::NotLoaded => "not_loaded",
+            ProxyError::Translate(_) => "cannot_translate",
+            ProxyError::UpstreamRejected { .. } => "upstream_rejected",
         }
     }
 
@@ -157,7 +175,13 @@ impl ProxyError {
             ProxyError::BodyRead(_) | ProxyError::Scan(_) | ProxyError::InvalidBody(_) => {
                 ("invalid_request_error", "invalid_json")
             }
-            ProxyError::InvalidField { .. } => ("invalid_request_error", "invalid_value"),
+            ProxyError::InvalidField { .. } | ProxyError::Translate(_) => {
+                ("invalid_request_error", "invalid_value")
+            }
+            ProxyError::UpstreamRejected { status, .. } => match status.as_u16() {
+                404 => ("invalid_request_error", "model_not_found"),
+                _ => ("invalid_request_error", "upstream_rejected"),
+            },
             ProxyError::MissingKey | ProxyError::InvalidKey => {
                 ("invalid_request_error", "invalid_api_key")
             }
@@ -181,14 +205,49 @@ impl ProxyError {
         }
     }
 
+    /// Whether every account failed as overloaded (Anthropic clients expect
+    /// a 529 `overloaded_error` then).
+    fn overloaded(&self) -> bool {
+        matches!(self, ProxyError::UpstreamFailed { last, .. }
+            if last.class() == Some(llmpool_crds::route::FailureClass::Overloaded))
+    }
+
+    /// Anthropic `error.type` for a status.
+    fn anthropic_kind(&self, status: StatusCode) -> &'static str {
+        match status.as_u16() {
+            400 | 405..=412 | 414..=428 => "invalid_request_error",
+            401 => "authentication_error",
+            402 => "billing_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ if self.overloaded() => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
     /// The response in the client's protocol.
     pub fn into_response(self, protocol: Protocol) -> Response {
-        let status = self.status();
+        let mut status = self.status();
         let message = self.to_string();
         let body = match protocol {
             Protocol::OpenAi => {
                 let (kind, code) = self.openai_kind();
                 openai::error_body(&message, kind, code, self.param())
+            }
+            Protocol::Anthropic => {
+                if self.overloaded() {
+                    status = StatusCode::from_u16(529).unwrap_or(status);
+                }
+                anthropic::error_body(&message, self.anthropic_kind(status))
+            }
+            Protocol::Gemini => {
+                if self.overloaded() {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                gemini::error_body(&message, status.as_u16())
             }
         };
         let mut response = Response::new(Body::from(body));

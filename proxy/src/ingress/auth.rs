@@ -1,5 +1,7 @@
-//! Client authentication: a key in `Authorization: Bearer`, `x-api-key` or
-//! `x-goog-api-key`, checked against the configured keys.
+//! Client authentication: a key in `Authorization: Bearer`, `x-api-key`,
+//! `x-goog-api-key` or (Gemini clients) `?key=`, checked against the
+//! configured keys. The key is never logged, put in a metric or an error,
+//! or forwarded.
 
 use http::HeaderMap;
 
@@ -7,7 +9,11 @@ use crate::app::ClientKeys;
 use crate::error::ProxyError;
 
 /// Checks the client's key when client keys are configured.
-pub fn check(keys: &ClientKeys, headers: &HeaderMap) -> Result<(), ProxyError> {
+pub fn check(
+    keys: &ClientKeys,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Result<(), ProxyError> {
     if !keys.enabled() {
         return Ok(());
     }
@@ -21,6 +27,7 @@ pub fn check(keys: &ClientKeys, headers: &HeaderMap) -> Result<(), ProxyError> {
     let key = bearer
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .or_else(|| headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()))
+        .or(query_key)
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(ProxyError::MissingKey)?;

@@ -1,8 +1,11 @@
 //! HTTP handlers per client API, plus health, readiness and metrics.
 
 mod admin;
+mod anthropic;
 mod auth;
 mod body;
+mod gemini;
+mod models;
 mod openai;
 
 use std::sync::Arc;
@@ -12,12 +15,14 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
+use llmpool_crds::Strategy;
 use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::protocol::Protocol;
+use crate::snapshot::Snapshot;
 
 /// The data-plane router (admin endpoints included).
 pub fn router(app: Arc<App>) -> Router {
@@ -26,7 +31,27 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/chat/completions",
             post(openai::chat_completions).fallback(not_found),
         )
-        .route("/v1/models", get(openai::list_models).fallback(not_found))
+        .route(
+            "/v1/messages",
+            post(anthropic::messages).fallback(not_found),
+        )
+        .route("/v1/models", get(models::list).fallback(not_found))
+        .route(
+            "/v1/models/{model}",
+            get(models::get)
+                .post(gemini::model_action)
+                .fallback(not_found),
+        )
+        .route(
+            "/v1beta/models",
+            get(models::list_gemini).fallback(not_found),
+        )
+        .route(
+            "/v1beta/models/{model}",
+            get(models::get_gemini)
+                .post(gemini::model_action)
+                .fallback(not_found),
+        )
         .merge(admin::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
@@ -38,12 +63,74 @@ pub fn admin_router(app: Arc<App>) -> Router {
     admin::routes().with_state(app)
 }
 
+/// The protocol a request without its own handler most likely speaks, for
+/// the shape of its error.
+fn guess_protocol(request: &Request) -> Protocol {
+    let headers = request.headers();
+    if request.uri().path().starts_with("/v1beta/")
+        || headers.contains_key("x-goog-api-key")
+        || request.uri().query().is_some_and(|q| q.contains("key="))
+    {
+        Protocol::Gemini
+    } else if headers.contains_key("anthropic-version") {
+        Protocol::Anthropic
+    } else {
+        Protocol::OpenAi
+    }
+}
+
 async fn not_found(request: Request) -> Response {
+    let protocol = guess_protocol(&request);
     let error = ProxyError::UnknownEndpoint {
         method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
+        path: bounded(request.uri().path()),
     };
-    error.into_response(Protocol::OpenAi)
+    error.into_response(protocol)
+}
+
+/// A client-supplied string cut to a length safe for logs and error bodies.
+pub(crate) fn bounded(text: &str) -> String {
+    const MAX: usize = 256;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Counts and logs a refused request and answers in the client's protocol.
+fn reject(app: &App, error: ProxyError, protocol: Protocol) -> Response {
+    app.metrics.errors.with_label_values(&[error.label()]).inc();
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::warn!(error = %error, kind = error.label(), "request failed");
+    } else {
+        tracing::info!(error = %error, kind = error.label(), "request refused");
+    }
+    error.into_response(protocol)
+}
+
+/// The session key of a request on a sticky route: the route's session
+/// header, else what the body offers. Other routes skip the work.
+fn session_key(
+    snapshot: &Snapshot,
+    model: &str,
+    headers: &HeaderMap,
+    from_body: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    let route = snapshot
+        .route_for(model)
+        .filter(|r| r.compiled.strategy == Strategy::Sticky)?;
+    let header = &route.compiled.session.header;
+    headers
+        .get(header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| format!("hdr:{v}"))
+        .or_else(from_body)
 }
 
 /// Takes the client's `x-request-id` when it is sane, else makes one; puts
@@ -60,7 +147,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         request.headers_mut().insert("x-request-id", value);
     }
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = bounded(request.uri().path());
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(request).instrument(span.clone()).await;

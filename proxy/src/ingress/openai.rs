@@ -2,17 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::HeaderMap;
-use llmpool_crds::Strategy;
 
-use super::{auth, body};
+use super::{auth, body, reject, session_key};
 use crate::app::App;
 use crate::error::ProxyError;
-use crate::pipeline::{self, ChatCall};
+use crate::pipeline::{self, Call, ClientApi};
 use crate::protocol::openai::ChatRequestView;
 use crate::protocol::{Protocol, json};
 
@@ -24,12 +22,12 @@ pub async fn chat_completions(
 ) -> Response {
     match chat(&app, &headers, body).await {
         Ok(response) => response,
-        Err(error) => reject(&app, error),
+        Err(error) => reject(&app, error, Protocol::OpenAi),
     }
 }
 
 async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    auth::check(&app.settings.client_keys, headers)?;
+    auth::check(&app.settings.client_keys, headers, None)?;
     if !app.loaded() {
         return Err(ProxyError::NotLoaded);
     }
@@ -56,51 +54,19 @@ async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respons
             message: "is required",
         })?;
     let snapshot = app.snapshots.load();
-    // only sticky routes use a session key; others skip hashing the prompt
-    let sticky = snapshot
-        .route_for(&view.model)
-        .filter(|r| r.compiled.strategy == Strategy::Sticky);
-    let session_key = sticky.and_then(|route| {
-        let header = &route.compiled.session.header;
-        headers
-            .get(header.as_str())
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(|v| format!("hdr:{v}"))
-            .or_else(|| view.session_key())
-    });
-    let call = ChatCall {
-        model: view.model.to_string(),
-        stream: view.stream.unwrap_or(false),
-        estimated_tokens: pipeline::estimate_tokens(bytes.len(), view.max_output_tokens()),
-        session_key,
-        model_span,
-        body: bytes.clone(),
+    let session = session_key(&snapshot, &view.model, headers, || view.session_key());
+    let api = ClientApi::Chat {
+        include_usage: view.include_usage(),
     };
-    pipeline::run_chat(app, snapshot, call).await
-}
-
-/// `GET /v1/models`: the exact model names clients may ask for.
-pub async fn list_models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(error) = auth::check(&app.settings.client_keys, &headers) {
-        return reject(&app, error);
-    }
-    let snapshot = app.snapshots.load();
-    let data: Vec<_> = snapshot
-        .model_names()
-        .into_iter()
-        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmpool"}))
-        .collect();
-    Json(serde_json::json!({"object": "list", "data": data})).into_response()
-}
-
-fn reject(app: &App, error: ProxyError) -> Response {
-    app.metrics.errors.with_label_values(&[error.label()]).inc();
-    let status = error.status();
-    if status.is_server_error() {
-        tracing::warn!(error = %error, kind = error.label(), "request failed");
-    } else {
-        tracing::info!(error = %error, kind = error.label(), "request refused");
-    }
-    error.into_response(Protocol::OpenAi)
+    let mut call = Call::new(
+        api,
+        bytes.clone(),
+        view.model.to_string(),
+        view.stream.unwrap_or(false),
+        headers,
+    );
+    call.model_span = Some(model_span);
+    call.estimated_tokens = pipeline::estimate_tokens(bytes.len(), view.max_output_tokens());
+    call.session_key = session;
+    pipeline::run(app, snapshot, call).await
 }

@@ -11,8 +11,11 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use llmpool_crds::table::RetryPolicy;
 use tokio::time::{Instant, timeout_at};
 
-use crate::protocol::openai::{self, ChunkKind, Usage};
+use super::call::{ClientApi, Outgoing};
+use crate::protocol::ir::Usage;
 use crate::protocol::sse::{self, Event};
+use crate::protocol::stream::{self as pstream, ChunkKind, Framer, GeminiFraming, Translator};
+use crate::protocol::{Protocol, anthropic, gemini, openai};
 use crate::snapshot::Member;
 use crate::upstream::error::AttemptError;
 use crate::upstream::hints;
@@ -41,13 +44,27 @@ pub enum Reply {
     Stream(Committed),
 }
 
+/// How a committed stream reaches the client.
+pub enum Mode {
+    /// Same protocol: the upstream's bytes, untouched.
+    Pass,
+    /// Same protocol (Gemini), re-framed as one JSON array for the client.
+    Reframe(Framer),
+    /// Another protocol: every event translated.
+    Translate(Box<Translator>),
+}
+
 /// A stream past its commit point.
 pub struct Committed {
     /// Upstream status (2xx).
     pub status: StatusCode,
-    /// Bytes read so far that end on an event boundary: send first.
+    /// How events reach the client.
+    pub mode: Mode,
+    /// The upstream's protocol.
+    pub upstream_protocol: Protocol,
+    /// Bytes ready for the client: send first.
     pub prefix: Bytes,
-    /// Bytes read so far that do not yet end on an event boundary.
+    /// Pass-through bytes read so far that do not yet end on an event boundary.
     pub held: BytesMut,
     /// The rest of the upstream body.
     pub upstream: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -66,7 +83,8 @@ pub struct Committed {
 /// Sends one attempt and reads up to the commit point.
 pub async fn send(
     member: &Member,
-    body: Bytes,
+    out: Outgoing,
+    api: ClientApi,
     stream: bool,
     retry: &RetryPolicy,
     max_response: usize,
@@ -75,22 +93,23 @@ pub async fn send(
         .client
         .as_ref()
         .map_err(|e| AttemptError::Unusable(e.clone()))?;
-    let endpoint = member
-        .account
-        .endpoint
-        .as_ref()
-        .map_err(|e| AttemptError::Unusable(e.clone()))?;
     let started = Instant::now();
     let deadline = started + Duration::from_millis(retry.per_try_timeout_ms);
     let first_byte = deadline.min(started + Duration::from_millis(retry.first_byte_timeout_ms));
 
     let mut request = client
-        .post(&endpoint.chat_url)
+        .post(&out.url)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body);
-    for (name, value) in &endpoint.headers {
+        .body(out.body);
+    if let Ok(endpoint) = &member.account.endpoint {
+        for (name, value) in &endpoint.headers {
+            request = request.header(name, value);
+        }
+    }
+    for (name, value) in out.headers {
         request = request.header(name, value);
     }
+    let upstream = out.upstream;
     let response = match timeout_at(first_byte, request.send()).await {
         Err(_) => return Err(AttemptError::Timeout),
         Ok(Err(e)) => return Err(AttemptError::Connect(e)),
@@ -102,32 +121,80 @@ pub async fn send(
         let body = read_bounded(response, MAX_ERROR_BODY, deadline)
             .await
             .unwrap_or_default();
-        let hint = hints::retry_after(&headers, &body, std::time::SystemTime::now());
-        let quota_exhausted = openai::error_codes(&body).contains("insufficient_quota");
-        return Err(AttemptError::Status {
-            status,
-            hint,
-            quota_exhausted,
-            body,
-        });
+        let now = std::time::SystemTime::now();
+        return Err(hints::status_error(upstream, status, &headers, body, now));
     }
-    let exhausted = hints::exhausted_for(&headers);
+    let exhausted = hints::exhausted_for(&headers, std::time::SystemTime::now());
     if !stream {
         let body = read_bounded_strict(response, max_response, deadline).await?;
+        if !out.translated {
+            return Ok(Reply::Whole {
+                status,
+                content_type: content_type(&headers),
+                usage: whole_usage(upstream, &body),
+                body,
+                exhausted,
+            });
+        }
+        let decoded = match upstream {
+            Protocol::OpenAi => openai::chat::decode_response(&body),
+            Protocol::Anthropic => anthropic::messages::decode_response(&body),
+            Protocol::Gemini => gemini::generate::decode_response(&body),
+        }
+        .map_err(|_| AttemptError::Malformed)?;
+        let encoded = match api {
+            ClientApi::Chat { .. } => openai::chat::encode_response(&decoded),
+            ClientApi::Messages => anthropic::messages::encode_response(&decoded),
+            ClientApi::Gemini { .. } => gemini::generate::encode_response(&decoded),
+        };
         return Ok(Reply::Whole {
             status,
-            content_type: content_type(&headers),
-            usage: openai::usage_of(&body),
-            body,
+            content_type: None,
+            usage: Some(decoded.usage),
+            body: Bytes::from(encoded.to_string()),
             exhausted,
         });
     }
-    commit_stream(status, response, first_byte, deadline, exhausted).await
+    let mode = if out.translated {
+        Mode::Translate(Box::new(Translator::new(
+            pstream::Decoder::new(upstream),
+            api.encoder(),
+        )))
+    } else {
+        match api {
+            ClientApi::Gemini {
+                framing: GeminiFraming::Array,
+            } => Mode::Reframe(Framer::new(GeminiFraming::Array)),
+            _ => Mode::Pass,
+        }
+    };
+    commit_stream(
+        status, response, mode, upstream, first_byte, deadline, exhausted,
+    )
+    .await
 }
 
+/// Usage in a whole response of `protocol`.
+fn whole_usage(protocol: Protocol, body: &[u8]) -> Option<Usage> {
+    match protocol {
+        Protocol::OpenAi => openai::usage_of(body),
+        Protocol::Anthropic => {
+            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+            v.get("usage").map(anthropic::messages::decode_usage)
+        }
+        Protocol::Gemini => {
+            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+            v.get("usageMetadata").map(gemini::generate::decode_usage)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn commit_stream(
     status: StatusCode,
     response: reqwest::Response,
+    mut mode: Mode,
+    upstream_protocol: Protocol,
     first_byte: Instant,
     deadline: Instant,
     exhausted: Option<Duration>,
@@ -136,7 +203,10 @@ async fn commit_stream(
     let mut parser = sse::Parser::new(MAX_SSE_LINE);
     let mut held = BytesMut::new();
     let mut events: Vec<Event> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
     let mut usage = None;
+    let mut committed = false;
+    let mut done = false;
     loop {
         let chunk = match timeout_at(first_byte, upstream.next()).await {
             Err(_) => return Err(AttemptError::Timeout),
@@ -148,33 +218,52 @@ async fn commit_stream(
         if parser.overflowed() || held.len() > MAX_ERROR_BODY * 16 {
             return Err(AttemptError::TooLarge(MAX_SSE_LINE));
         }
-        held.extend_from_slice(&chunk);
-        let mut committed = false;
-        let mut done = false;
+        if let Mode::Pass = mode {
+            held.extend_from_slice(&chunk);
+        }
         for event in events.drain(..) {
-            match openai::classify_chunk(&event.data) {
-                ChunkKind::Error(message) if !committed => {
-                    return Err(AttemptError::StreamError(message));
+            match &mut mode {
+                Mode::Translate(t) => {
+                    t.feed(&event, &mut out)
+                        .map_err(|e| AttemptError::StreamError(e.to_string()))?;
+                    committed |= t.content;
+                    done |= pstream::is_done(upstream_protocol, &event);
                 }
-                ChunkKind::Done if !committed => return Err(AttemptError::EmptyStream),
-                ChunkKind::Done => done = true,
-                ChunkKind::Content => {
-                    committed = true;
-                    if let Some(u) = openai::usage_of(event.data.as_bytes()) {
-                        usage = Some(u);
+                Mode::Pass | Mode::Reframe(_) => {
+                    match pstream::classify(upstream_protocol, &event) {
+                        ChunkKind::Error(message) if !committed => {
+                            return Err(AttemptError::StreamError(message));
+                        }
+                        ChunkKind::Done if !committed => return Err(AttemptError::EmptyStream),
+                        ChunkKind::Done => done = true,
+                        ChunkKind::Content => committed = true,
+                        ChunkKind::Preamble | ChunkKind::Error(_) => {}
+                    }
+                    pstream::read_usage(upstream_protocol, &event, &mut usage);
+                    if upstream_protocol == Protocol::Gemini
+                        && pstream::is_done(upstream_protocol, &event)
+                    {
+                        done = true;
+                    }
+                    if let Mode::Reframe(framer) = &mut mode {
+                        framer.write_raw(event.data.as_bytes(), &mut out);
                     }
                 }
-                ChunkKind::Preamble | ChunkKind::Error(_) => {}
             }
         }
         if committed {
-            let prefix = if parser.at_boundary() {
-                held.split().freeze()
-            } else {
-                Bytes::new()
+            let prefix = match &mode {
+                Mode::Pass if parser.at_boundary() => held.split().freeze(),
+                Mode::Pass => Bytes::new(),
+                _ => Bytes::from(std::mem::take(&mut out)),
             };
+            if let Mode::Translate(t) = &mode {
+                usage = t.usage;
+            }
             return Ok(Reply::Stream(Committed {
                 status,
+                mode,
+                upstream_protocol,
                 prefix,
                 held,
                 upstream,

@@ -4,6 +4,7 @@
 //! and the attempt budget counts each upstream call exactly once.
 
 mod attempt;
+mod call;
 mod lease;
 mod relay;
 
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use llmpool_crds::Strategy;
 use llmpool_crds::route::FailureClass;
@@ -20,40 +20,25 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::error::ProxyError;
-use crate::protocol::json;
+use crate::protocol::{Protocol, anthropic, gemini, openai};
 use crate::routing;
 use crate::snapshot::Snapshot;
 use crate::state::{Admission, AdmitRequest, Outcome, SessionRef};
 use crate::upstream::error::AttemptError;
 use attempt::Reply;
+pub use call::{Call, ClientApi};
 use lease::LeaseGuard;
 pub use relay::estimate_tokens;
 
-/// A parsed chat request, ready for the pipeline.
-pub struct ChatCall {
-    /// The client's body, forwarded with only `model` replaced.
-    pub body: Bytes,
-    /// Where the `model` value lies in `body`.
-    pub model_span: std::ops::Range<usize>,
-    /// Requested model.
-    pub model: String,
-    /// Streaming wanted.
-    pub stream: bool,
-    /// Tokens to reserve.
-    pub estimated_tokens: u64,
-    /// Session key from the header, else from the body (sticky routes only).
-    pub session_key: Option<String>,
-}
-
-/// Serves one chat request on `snapshot`, which it holds to the end.
-pub async fn run_chat(
+/// Serves one generation request on `snapshot`, which it holds to the end.
+pub async fn run(
     app: &Arc<App>,
     snapshot: Arc<Snapshot>,
-    call: ChatCall,
+    call: Call,
 ) -> Result<Response, ProxyError> {
     let route = snapshot
         .route_for(&call.model)
-        .ok_or_else(|| ProxyError::UnknownModel(call.model.clone()))?;
+        .ok_or_else(|| ProxyError::UnknownModel(crate::ingress::bounded(&call.model)))?;
     let compiled = &route.compiled;
     let not_ready = |reason: String| ProxyError::RouteNotReady {
         route: compiled.name.clone(),
@@ -69,9 +54,9 @@ pub async fn run_chat(
             call.model
         )));
     }
-    let session = match (compiled.strategy, call.session_key) {
+    let session = match (compiled.strategy, &call.session_key) {
         (Strategy::Sticky, Some(key)) => Some(SessionRef {
-            key,
+            key: key.clone(),
             ttl: Duration::from_millis(compiled.session.ttl_ms),
         }),
         _ => None,
@@ -81,6 +66,7 @@ pub async fn run_chat(
     let mut excluded: Vec<usize> = Vec::new();
     let mut attempts = 0u32;
     let mut last: Option<(String, AttemptError)> = None;
+    let mut untranslatable: Option<ProxyError> = None;
 
     while attempts < retry.max_attempts {
         let admission = app
@@ -98,6 +84,11 @@ pub async fn run_chat(
         let lease = match admission {
             Admission::Admitted(lease) => lease,
             Admission::Unavailable { retry_after } => {
+                if last.is_none()
+                    && let Some(err) = untranslatable
+                {
+                    return Err(err);
+                }
                 return Err(match last {
                     Some((account, err)) if err.class() != Some(FailureClass::RateLimited) => {
                         ProxyError::UpstreamFailed {
@@ -113,7 +104,6 @@ pub async fn run_chat(
                 });
             }
         };
-        attempts += 1;
         let index = lease.index;
         let candidate = plan.candidates[index].clone();
         let member = plan.members[index];
@@ -125,20 +115,24 @@ pub async fn run_chat(
             lease,
             session.clone(),
         );
-
-        let body = if *candidate.model == *call.model {
-            call.body.clone()
-        } else {
-            Bytes::from(json::replace_string(
-                &call.body,
-                call.model_span.clone(),
-                &candidate.model,
-            ))
+        let outgoing = match call::outgoing(&call, member, &candidate.model) {
+            Ok(o) => o,
+            Err(err) => {
+                // this account cannot take the request in its protocol:
+                // another (of another protocol) may; no upstream call was made
+                tracing::debug!(account = %account, error = %err, "request cannot be sent to this account");
+                guard.finish(Outcome::Cancelled, None).await;
+                excluded.push(index);
+                untranslatable = Some(err);
+                continue;
+            }
         };
+        attempts += 1;
         let started = Instant::now();
         match attempt::send(
             member,
-            body,
+            outgoing,
+            call.api,
             call.stream,
             retry,
             app.settings.max_response_bytes,
@@ -154,7 +148,7 @@ pub async fn run_chat(
                     .first_byte_seconds
                     .with_label_values(&[&account])
                     .observe(started.elapsed().as_secs_f64());
-                let response = respond(app, reply, guard, started, call.estimated_tokens).await;
+                let response = respond(app, reply, guard, started, &call).await;
                 let status = response.status();
                 app.metrics
                     .requests
@@ -172,7 +166,7 @@ pub async fn run_chat(
                 guard.finish(err.outcome(&compiled.cooldown), None).await;
                 let rotates = err.class().is_some_and(|c| retry.rotate_on.contains(&c));
                 if !rotates {
-                    let response = pass_on(err, &account, attempts)?;
+                    let response = pass_on(err, &account, attempts, call.api.protocol(), member)?;
                     app.metrics
                         .requests
                         .with_label_values(&[
@@ -194,6 +188,7 @@ pub async fn run_chat(
             account,
             last: err,
         },
+        None if untranslatable.is_some() => untranslatable.unwrap_or(ProxyError::NotLoaded),
         None => ProxyError::AllBusy {
             model: call.model,
             retry_after: Duration::from_secs(1),
@@ -207,8 +202,9 @@ async fn respond(
     reply: Reply,
     guard: LeaseGuard,
     started: Instant,
-    estimate: u64,
+    call: &Call,
 ) -> Response {
+    let estimate = call.estimated_tokens;
     match reply {
         Reply::Whole {
             status,
@@ -238,14 +234,24 @@ async fn respond(
         }
         Reply::Stream(committed) => {
             let status = committed.status;
-            let relay = relay::Relay::new(committed, guard, app.clone(), started, estimate);
+            let relay = relay::Relay::new(
+                committed,
+                guard,
+                app.clone(),
+                started,
+                estimate,
+                call.api.protocol(),
+            );
             let mut response = Response::new(Body::from_stream(relay.into_stream()));
             *response.status_mut() = status;
             let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
+            let content_type = match call.api {
+                ClientApi::Gemini {
+                    framing: crate::protocol::stream::GeminiFraming::Array,
+                } => "application/json",
+                _ => "text/event-stream",
+            };
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         }
@@ -253,10 +259,23 @@ async fn respond(
 }
 
 /// A failure that another account would not fix, handed to the client: the
-/// upstream's own error (same protocol) for request errors, the gateway's
-/// error for everything else (never an upstream auth body: it may echo part
-/// of a key).
-fn pass_on(err: AttemptError, account: &str, attempts: u32) -> Result<Response, ProxyError> {
+/// upstream's own error body when it speaks the client's protocol, its
+/// message in the client's shape when it does not, and the gateway's error
+/// for everything else (never an upstream auth body: it may echo part of a
+/// key).
+fn pass_on(
+    err: AttemptError,
+    account: &str,
+    attempts: u32,
+    client: Protocol,
+    member: &crate::snapshot::Member,
+) -> Result<Response, ProxyError> {
+    let upstream = member
+        .account
+        .endpoint
+        .as_ref()
+        .map(|e| e.protocol)
+        .unwrap_or(client);
     match err {
         AttemptError::Status { status, .. } if matches!(status.as_u16(), 401..=403) => {
             Err(ProxyError::UpstreamAuth {
@@ -267,6 +286,13 @@ fn pass_on(err: AttemptError, account: &str, attempts: u32) -> Result<Response, 
         AttemptError::Status { status, body, .. }
             if status != StatusCode::TOO_MANY_REQUESTS || !body.is_empty() =>
         {
+            if upstream != client {
+                return Err(ProxyError::UpstreamRejected {
+                    account: account.to_owned(),
+                    status,
+                    message: upstream_message(upstream, &body),
+                });
+            }
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             response.headers_mut().insert(
@@ -281,4 +307,19 @@ fn pass_on(err: AttemptError, account: &str, attempts: u32) -> Result<Response, 
             last: other,
         }),
     }
+}
+
+/// The message of an upstream error body of `protocol`, bounded.
+fn upstream_message(protocol: Protocol, body: &[u8]) -> String {
+    let message = match protocol {
+        Protocol::OpenAi => openai::error_text(body),
+        Protocol::Anthropic => anthropic::error_parts(body).map(|(_, m)| m),
+        Protocol::Gemini => gemini::error_parts(body).map(|(_, m)| m),
+    }
+    .unwrap_or_else(|| "no message".to_owned());
+    let mut end = message.len().min(1024);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
 }

@@ -8,11 +8,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout_at};
 
-use super::attempt::Committed;
+use super::attempt::{Committed, Mode};
 use super::lease::LeaseGuard;
 use crate::app::App;
-use crate::protocol::openai;
 use crate::protocol::sse::Event;
+use crate::protocol::stream as pstream;
+use crate::protocol::{Protocol, anthropic, gemini, openai};
 use crate::state::Outcome;
 
 /// Relay state, driven by `Body::from_stream`.
@@ -24,6 +25,7 @@ pub struct Relay {
     estimate: u64,
     bytes: u64,
     events: Vec<Event>,
+    client: Protocol,
 }
 
 impl Relay {
@@ -34,6 +36,7 @@ impl Relay {
         app: Arc<App>,
         started: Instant,
         estimate: u64,
+        client: Protocol,
     ) -> Self {
         Self {
             stream,
@@ -43,6 +46,7 @@ impl Relay {
             estimate,
             bytes: 0,
             events: Vec::new(),
+            client,
         }
     }
 
@@ -61,35 +65,70 @@ impl Relay {
             return Some(std::mem::take(&mut self.stream.prefix));
         }
         self.guard.as_ref()?;
+        let upstream = self.stream.upstream_protocol;
         loop {
             match timeout_at(self.stream.deadline, self.stream.upstream.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     self.bytes += chunk.len() as u64;
                     self.stream.parser.feed(&chunk, &mut self.events);
-                    for event in self.events.drain(..) {
-                        if event.data == "[DONE]" {
-                            self.stream.done = true;
-                        } else if event.data.contains("\"usage\"")
-                            && let Some(u) = openai::usage_of(event.data.as_bytes())
-                        {
-                            self.stream.usage = Some(u);
-                        }
-                    }
                     if self.stream.parser.overflowed() {
                         return Some(self.fail("upstream sent an over-long stream line").await);
                     }
-                    self.stream.held.extend_from_slice(&chunk);
-                    if self.stream.parser.at_boundary() {
-                        if self.stream.done {
-                            // [DONE] ends the exchange: account for it before
-                            // the client can see the end and send its next turn
-                            self.finish(Outcome::Success {
-                                exhausted_for: self.stream.exhausted,
-                            })
-                            .await;
+                    let mut out = Vec::new();
+                    let mut broken = None;
+                    for event in self.events.drain(..) {
+                        if pstream::is_done(upstream, &event) {
+                            self.stream.done = true;
                         }
-                        return Some(self.stream.held.split().freeze());
+                        match &mut self.stream.mode {
+                            Mode::Pass => {
+                                pstream::read_usage(upstream, &event, &mut self.stream.usage);
+                            }
+                            Mode::Reframe(framer) => {
+                                pstream::read_usage(upstream, &event, &mut self.stream.usage);
+                                framer.write_raw(event.data.as_bytes(), &mut out);
+                            }
+                            Mode::Translate(t) => {
+                                if let Err(e) = t.feed(&event, &mut out) {
+                                    broken = Some(e.to_string());
+                                    break;
+                                }
+                                self.stream.usage = t.usage;
+                            }
+                        }
                     }
+                    self.events.clear();
+                    if let Some(message) = broken {
+                        let mut bytes = out;
+                        bytes.extend_from_slice(&self.fail(&message).await);
+                        return Some(Bytes::from(bytes));
+                    }
+                    let ready = match &self.stream.mode {
+                        Mode::Pass => {
+                            self.stream.held.extend_from_slice(&chunk);
+                            if !self.stream.parser.at_boundary() {
+                                continue;
+                            }
+                            self.stream.held.split().freeze()
+                        }
+                        _ => Bytes::from(out),
+                    };
+                    if self.stream.done && upstream != Protocol::Gemini {
+                        // the end of the answer: account for it before the
+                        // client can see the end and send its next turn
+                        let closing = self.close_stream();
+                        self.finish(Outcome::Success {
+                            exhausted_for: self.stream.exhausted,
+                        })
+                        .await;
+                        let mut bytes = ready.to_vec();
+                        bytes.extend_from_slice(&closing);
+                        return Some(Bytes::from(bytes));
+                    }
+                    if ready.is_empty() {
+                        continue;
+                    }
+                    return Some(ready);
                 }
                 Ok(Some(Err(_))) => {
                     return Some(self.fail("upstream connection broke off mid-stream").await);
@@ -101,12 +140,13 @@ impl Relay {
                     );
                 }
                 Ok(None) if self.stream.done => {
+                    let mut rest = self.stream.held.split().to_vec();
+                    rest.extend_from_slice(&self.close_stream());
                     self.finish(Outcome::Success {
                         exhausted_for: self.stream.exhausted,
                     })
                     .await;
-                    let rest = self.stream.held.split().freeze();
-                    return (!rest.is_empty()).then_some(rest);
+                    return (!rest.is_empty()).then(|| Bytes::from(rest));
                 }
                 Ok(None) => {
                     return Some(
@@ -116,6 +156,21 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// The client protocol's closing bytes once the upstream is done (none
+    /// for pass-through: the upstream's own end went through).
+    fn close_stream(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match &mut self.stream.mode {
+            Mode::Pass => {}
+            Mode::Reframe(framer) => framer.close(&mut out),
+            Mode::Translate(t) => {
+                t.end(&mut out);
+                self.stream.usage = t.usage;
+            }
+        }
+        out
     }
 
     async fn fail(&mut self, message: &str) -> Bytes {
@@ -130,7 +185,28 @@ impl Relay {
         self.finish(Outcome::Failed).await;
         // drop any partial event so the error event parses on its own
         self.stream.held.clear();
-        Bytes::from(openai::stream_error_event(message))
+        let mut out = Vec::new();
+        match self.client {
+            Protocol::OpenAi => out = openai::stream_error_event(message),
+            Protocol::Anthropic => out = anthropic::stream_error_event(message),
+            Protocol::Gemini => {
+                let mut framer = match &mut self.stream.mode {
+                    Mode::Reframe(f) => {
+                        std::mem::replace(f, pstream::Framer::new(pstream::GeminiFraming::Array))
+                    }
+                    Mode::Translate(t) => match &mut t.encoder {
+                        pstream::Encoder::Gemini(_, f) => {
+                            std::mem::replace(f, pstream::Framer::new(pstream::GeminiFraming::Sse))
+                        }
+                        _ => pstream::Framer::new(pstream::GeminiFraming::Sse),
+                    },
+                    Mode::Pass => pstream::Framer::new(pstream::GeminiFraming::Sse),
+                };
+                framer.write_raw(&gemini::stream_error_chunk(message), &mut out);
+                framer.close(&mut out);
+            }
+        }
+        Bytes::from(out)
     }
 
     async fn finish(&mut self, outcome: Outcome) {
@@ -148,14 +224,14 @@ impl Relay {
             .stream
             .usage
             .map(|u| u.total())
-            .unwrap_or(self.estimate + self.bytes / 16);
+            .unwrap_or(self.estimate.saturating_add(self.bytes / 16));
         guard.finish_served(outcome, Some(tokens)).await;
     }
 }
 
 /// Rough output-token estimate when the upstream reports no usage.
 pub fn estimate_tokens(body_len: usize, max_output: Option<u64>) -> u64 {
-    (body_len as u64) / 4 + max_output.unwrap_or(DEFAULT_OUTPUT_ESTIMATE)
+    ((body_len as u64) / 4).saturating_add(max_output.unwrap_or(DEFAULT_OUTPUT_ESTIMATE))
 }
 
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;

@@ -1,12 +1,79 @@
-//! Wire formats: pure parsing and building, no I/O.
+//! Wire formats: pure parsing, building and translation, no I/O.
+//!
+//! Same-protocol traffic is forwarded as bytes (only `model` rewritten).
+//! Different protocols meet in [`ir`]: each protocol module decodes into it
+//! and encodes out of it, for requests, whole responses and stream events.
 
+pub mod anthropic;
+pub mod gemini;
+pub mod ir;
 pub mod json;
 pub mod openai;
+pub mod schema;
+pub mod signature;
 pub mod sse;
+pub mod stream;
 
-/// The API a client speaks (and an upstream provider speaks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A protocol family: the API a client speaks, the API an account speaks,
+/// and the shape of the errors each expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
-    /// OpenAI Chat Completions and friends.
+    /// OpenAI Chat Completions (and the Responses API's error shape).
     OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini generateContent.
+    Gemini,
+}
+
+impl Protocol {
+    /// The protocol an account of `provider` speaks.
+    pub fn of_provider(provider: llmpool_crds::Provider) -> Self {
+        match provider {
+            llmpool_crds::Provider::Openai | llmpool_crds::Provider::OpenaiCompatible => {
+                Protocol::OpenAi
+            }
+            llmpool_crds::Provider::Anthropic => Protocol::Anthropic,
+            llmpool_crds::Provider::Gemini => Protocol::Gemini,
+        }
+    }
+
+    /// The provider kind's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::Anthropic => "anthropic",
+            Protocol::Gemini => "gemini",
+        }
+    }
+}
+
+/// Why a request could not be translated for an account.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    /// The body does not fit the client's API.
+    #[error("invalid request body: {0}")]
+    Invalid(#[source] serde_json::Error),
+    /// The request uses something the target cannot express.
+    #[error("{feature} is not supported by {provider} accounts")]
+    Unsupported {
+        /// What.
+        feature: String,
+        /// Target provider kind.
+        provider: &'static str,
+    },
+    /// The request is inconsistent (a tool result for an unknown call, bad
+    /// image data, a schema nested too deeply).
+    #[error("{0}")]
+    Bad(String),
+}
+
+impl TranslateError {
+    /// A feature the target provider cannot express.
+    pub fn unsupported(feature: impl Into<String>, target: Protocol) -> Self {
+        TranslateError::Unsupported {
+            feature: feature.into(),
+            provider: target.name(),
+        }
+    }
 }

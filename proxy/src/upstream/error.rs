@@ -44,6 +44,9 @@ pub enum AttemptError {
     /// The response was larger than the gateway will buffer.
     #[error("the response exceeded {0} bytes")]
     TooLarge(usize),
+    /// A whole response that is not the JSON its protocol promises.
+    #[error("the upstream response is not valid JSON of its protocol")]
+    Malformed,
     /// The account cannot be called at all (an unusable egress proxy).
     #[error("{0}")]
     Unusable(String),
@@ -61,6 +64,7 @@ impl AttemptError {
             AttemptError::Timeout => Some(FailureClass::Timeout),
             AttemptError::EmptyStream
             | AttemptError::StreamError(_)
+            | AttemptError::Malformed
             | AttemptError::TooLarge(_) => Some(FailureClass::ServerError),
             AttemptError::Status {
                 status,

@@ -8,10 +8,18 @@ pub mod hints;
 use http::{HeaderName, HeaderValue};
 use llmpool_crds::{CompiledAccount, Provider};
 
+use crate::protocol::Protocol;
+
 /// What the gateway needs to call one account, built once per snapshot.
 #[derive(Debug)]
 pub struct Endpoint {
-    /// Full URL of the chat endpoint.
+    /// The protocol the account speaks.
+    pub protocol: Protocol,
+    /// Whether the account is OpenAI itself (not a compatible server).
+    pub openai_itself: bool,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// Full URL of the OpenAI chat endpoint (the hot path's only URL).
     pub chat_url: String,
     /// Headers for every request: auth (marked sensitive) and the account's extras.
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -31,13 +39,7 @@ pub enum EndpointError {
 impl Endpoint {
     /// Builds the endpoint for an account and its key.
     pub fn new(account: &CompiledAccount, key: Option<&str>) -> Result<Self, EndpointError> {
-        let chat_url = match account.provider {
-            Provider::Openai | Provider::OpenaiCompatible => {
-                format!("{}/chat/completions", account.base_url)
-            }
-            Provider::Anthropic => format!("{}/v1/messages", account.base_url),
-            Provider::Gemini => format!("{}/v1beta/models", account.base_url),
-        };
+        let chat_url = format!("{}/chat/completions", account.base_url);
         let mut headers = Vec::new();
         for (k, v) in &account.headers {
             let name =
@@ -58,6 +60,28 @@ impl Endpoint {
             value.set_sensitive(true);
             headers.push((name, value));
         }
-        Ok(Self { chat_url, headers })
+        Ok(Self {
+            protocol: Protocol::of_provider(account.provider),
+            openai_itself: account.provider == Provider::Openai,
+            base_url: account.base_url.clone(),
+            chat_url,
+            headers,
+        })
+    }
+
+    /// The generation URL for `model`: chat completions, messages, or
+    /// Gemini's `models/{model}:generateContent` (`:streamGenerateContent`
+    /// with SSE when streaming). The model must already be checked safe for
+    /// a URL path (`gemini::valid_model`).
+    pub fn generate_url(&self, model: &str, stream: bool) -> String {
+        match self.protocol {
+            Protocol::OpenAi => self.chat_url.clone(),
+            Protocol::Anthropic => format!("{}/v1/messages", self.base_url),
+            Protocol::Gemini if stream => format!(
+                "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
+                self.base_url
+            ),
+            Protocol::Gemini => format!("{}/v1beta/models/{model}:generateContent", self.base_url),
+        }
     }
 }

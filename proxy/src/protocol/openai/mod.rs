@@ -1,9 +1,17 @@
-//! The parts of the OpenAI Chat Completions format the gateway reads.
+//! The OpenAI Chat Completions API: what the gateway reads of a request,
+//! error bodies, stream-chunk classification for the pass-through path, and
+//! the codecs to and from the internal form.
+
+pub mod chat;
+pub mod chat_stream;
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::ir::Usage;
+pub use super::stream::ChunkKind;
 
 /// What the gateway needs from a chat request; the body itself is forwarded.
 #[derive(Debug, Deserialize)]
@@ -29,6 +37,17 @@ pub struct ChatRequestView<'a> {
     /// Explicit prompt-cache key; the preferred session key.
     #[serde(default, borrow)]
     pub prompt_cache_key: Option<Cow<'a, str>>,
+    /// Stream options.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// `stream_options`.
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    /// Send a last chunk with the usage.
+    #[serde(default)]
+    pub include_usage: bool,
 }
 
 /// A message's role and content, for the session hash.
@@ -41,6 +60,13 @@ struct MessageView<'a> {
 }
 
 impl ChatRequestView<'_> {
+    /// Whether the client asked for a usage chunk at the end of a stream.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
+    }
+
     /// Output tokens the request may use, for rate-window reservations.
     pub fn max_output_tokens(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)
@@ -79,7 +105,7 @@ impl ChatRequestView<'_> {
     }
 }
 
-fn short_hash(parts: &[&str]) -> String {
+pub fn short_hash(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for p in parts {
@@ -93,58 +119,24 @@ fn short_hash(parts: &[&str]) -> String {
         .collect()
 }
 
-/// Token usage as reported by an OpenAI-format response or final chunk.
-#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Input tokens (cached included).
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    /// Output tokens (reasoning included).
-    #[serde(default)]
-    pub completion_tokens: u64,
-    /// Their sum.
-    #[serde(default)]
-    pub total_tokens: u64,
-}
-
-impl Usage {
-    /// Total tokens, computed when the provider left it out.
-    pub fn total(&self) -> u64 {
-        self.total_tokens
-            .max(self.prompt_tokens + self.completion_tokens)
-    }
-}
-
 #[derive(Deserialize)]
 struct WithUsage {
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<serde_json::Value>,
 }
 
 /// Reads `usage` from a response body or a stream chunk, if present.
 pub fn usage_of(json: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(json).ok()?.usage
-}
-
-/// How a stream chunk bears on the retry decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChunkKind {
-    /// Carries answer content, a tool call, a finish reason or usage.
-    Content,
-    /// Only preamble (a role with empty content, say).
-    Preamble,
-    /// An `error` object in place of a chunk.
-    Error(String),
-    /// The `[DONE]` sentinel.
-    Done,
+    let u = serde_json::from_slice::<WithUsage>(json).ok()?.usage?;
+    u.is_object().then(|| chat::decode_usage(&u))
 }
 
 #[derive(Deserialize)]
 struct ChunkView<'a> {
     #[serde(default)]
     choices: Vec<ChoiceView<'a>>,
-    #[serde(default)]
-    usage: Option<Usage>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
 }
@@ -178,7 +170,7 @@ pub fn classify_chunk(data: &str) -> ChunkKind {
     if let Some(err) = chunk.error {
         return ChunkKind::Error(error_message(err.get().as_bytes()));
     }
-    let content = chunk.usage.is_some()
+    let content = chunk.usage.is_some_and(|u| u.get() != "null")
         || chunk.choices.iter().any(|c| {
             c.finish_reason.is_some()
                 || c.delta.as_ref().is_some_and(|d| {
@@ -309,6 +301,7 @@ mod tests {
         let body =
             br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
         assert_eq!(usage_of(body).unwrap().total(), 7);
+        assert_eq!(usage_of(br#"{"usage":null}"#), None);
         let quota =
             br#"{"error":{"message":"m","type":"insufficient_quota","code":"insufficient_quota"}}"#;
         assert!(error_codes(quota).contains("insufficient_quota"));

@@ -1,0 +1,65 @@
+//! Anthropic Messages endpoints.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::HeaderMap;
+
+use super::{auth, body, reject, session_key};
+use crate::app::App;
+use crate::error::ProxyError;
+use crate::pipeline::{self, Call, ClientApi};
+use crate::protocol::anthropic::RequestView;
+use crate::protocol::{Protocol, json};
+
+/// `POST /v1/messages`.
+pub async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    match serve(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => reject(&app, error, Protocol::Anthropic),
+    }
+}
+
+async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
+    auth::check(&app.settings.client_keys, headers, None)?;
+    if !app.loaded() {
+        return Err(ProxyError::NotLoaded);
+    }
+    let bytes = body::read(body, app.settings.max_body_bytes).await?;
+    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
+    if view.model.trim().is_empty() {
+        return Err(ProxyError::InvalidField {
+            field: "model",
+            message: "must name a model",
+        });
+    }
+    let Some(max_tokens) = view.max_tokens else {
+        return Err(ProxyError::InvalidField {
+            field: "max_tokens",
+            message: "is required",
+        });
+    };
+    if view.messages.is_empty() {
+        return Err(ProxyError::InvalidField {
+            field: "messages",
+            message: "must contain at least one message",
+        });
+    }
+    let model_span = top.value_span(&bytes, "model");
+    let snapshot = app.snapshots.load();
+    let session = session_key(&snapshot, &view.model, headers, || view.session_key());
+    let mut call = Call::new(
+        ClientApi::Messages,
+        bytes.clone(),
+        view.model.to_string(),
+        view.stream.unwrap_or(false),
+        headers,
+    );
+    call.model_span = model_span;
+    call.estimated_tokens = pipeline::estimate_tokens(bytes.len(), Some(max_tokens));
+    call.session_key = session;
+    pipeline::run(app, snapshot, call).await
+}
