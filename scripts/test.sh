@@ -21,7 +21,7 @@ if [ -n "$missing" ]; then
 fi
 
 venv=target/sdk-venv
-if ! "$venv/bin/python" -c "import openai" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import openai, anthropic, google.genai" >/dev/null 2>&1; then
   echo "==> installing the provider SDKs into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r e2e/sdk/requirements.txt

@@ -75,6 +75,20 @@ pub fn account(name: &str, base_url: &str, key: &str, extra: &str) -> String {
     )
 }
 
+/// YAML for an LlmAccount of `provider` (openai-compatible, anthropic,
+/// gemini) whose key is `key` in Secret `keys`.
+pub fn provider_account(
+    name: &str,
+    provider: &str,
+    base_url: &str,
+    key: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "apiVersion: llmpool.dev/v1alpha1\nkind: LlmAccount\nmetadata:\n  name: {name}\nspec:\n  provider: {provider}\n  baseUrl: {base_url}\n  credentials:\n    secretRef: {{name: keys, key: {key}}}\n{extra}"
+    )
+}
+
 /// YAML for a ModelRoute; `spec` is the spec body, indented by two spaces.
 pub fn route(name: &str, spec: &str) -> String {
     format!(

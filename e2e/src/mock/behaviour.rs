@@ -20,6 +20,10 @@
 //! | `chunk_ms=20` | wait between stream chunks |
 //! | `chunks=3` | number of content chunks in a stream |
 //! | `remaining=0&reset=2s` | send `x-ratelimit-remaining-requests`/`-reset-requests` |
+//! | `think=1` | think before answering (Anthropic thinking, Gemini thoughts, OpenAI `reasoning_content`) |
+//! | `parallel=1` | call the first two tools at once |
+//! | `cached=N` | Anthropic: report N `cache_read_input_tokens` |
+//! | `code=daily` | Gemini 429: a per-day `QuotaFailure` |
 
 use std::time::Duration;
 
@@ -67,6 +71,12 @@ pub struct Behaviour {
     pub remaining: Option<u64>,
     /// x-ratelimit-reset-requests value.
     pub reset: Option<String>,
+    /// Think before answering.
+    pub think: bool,
+    /// Call two tools at once.
+    pub parallel: bool,
+    /// Cached input tokens reported (Anthropic).
+    pub cached: u64,
 }
 
 impl Behaviour {
@@ -87,6 +97,9 @@ impl Behaviour {
             chunks: 3,
             remaining: None,
             reset: None,
+            think: false,
+            parallel: false,
+            cached: 0,
         };
         for pair in params.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -113,6 +126,9 @@ impl Behaviour {
                 "chunks" => b.chunks = num().unwrap_or(3).max(1) as usize,
                 "remaining" => b.remaining = num(),
                 "reset" => b.reset = Some(v.to_owned()),
+                "think" => b.think = v == "1",
+                "parallel" => b.parallel = v == "1",
+                "cached" => b.cached = num().unwrap_or(0),
                 _ => {}
             }
         }

@@ -1,10 +1,14 @@
-//! A mock LLM provider speaking the OpenAI wire format, scripted per API key
+//! A mock LLM provider speaking the OpenAI, Anthropic and Gemini wire
+//! formats, scripted per API key
 //! (see [`behaviour`]), counting what it receives so tests can assert
 //! behaviour at the upstream: which account was called, how often, how many
 //! at once, with which model.
 
+mod anthropic;
 pub mod behaviour;
+mod gemini;
 mod openai;
+pub mod reply;
 mod server;
 
 use std::collections::HashMap;
@@ -28,6 +32,8 @@ pub struct KeyStats {
     pub last_model: Option<String>,
     /// Arrival times.
     pub arrivals: Vec<Instant>,
+    /// The body of the last request.
+    pub last_body: Option<serde_json::Value>,
 }
 
 /// Shared counters of one mock server.
@@ -57,6 +63,12 @@ impl Stats {
         s.last_model = model;
         s.arrivals.push(Instant::now());
         n
+    }
+
+    fn record_body(&self, label: &str, body: &serde_json::Value) {
+        if let Some(s) = self.lock().get_mut(label) {
+            s.last_body = Some(body.clone());
+        }
     }
 
     fn leave(&self, label: &str) {
@@ -104,9 +116,14 @@ impl MockProvider {
         Ok(Self { addr, stats, task })
     }
 
-    /// The base URL an LlmAccount uses (`http://127.0.0.1:PORT/v1`).
+    /// The base URL an OpenAI LlmAccount uses (`http://127.0.0.1:PORT/v1`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The base URL an Anthropic or Gemini LlmAccount uses (`http://127.0.0.1:PORT`).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 

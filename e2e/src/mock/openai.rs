@@ -1,47 +1,146 @@
-//! OpenAI-format bodies the mock sends.
+//! The mock's OpenAI chat wire format, with OpenAI's check that translation
+//! could break: an assistant turn's tool calls are each answered by a tool
+//! message before anything else.
 
 use serde_json::{Value, json};
 
-/// The reply text for a label in `chunks` pieces: the words of "mock reply
-/// from <label>", spread over the pieces, then " ." for any extra piece.
-pub fn reply_pieces(label: &str, chunks: usize) -> Vec<String> {
-    let words: Vec<String> = format!("mock reply from {label}")
-        .split(' ')
-        .map(str::to_owned)
-        .collect();
-    let spread = chunks.clamp(1, words.len());
-    let mut pieces = vec![String::new(); spread];
-    for (i, w) in words.iter().enumerate() {
-        let slot = i * spread / words.len();
-        if i > 0 {
-            pieces[slot].push(' ');
+use super::reply::{Plan, Turn};
+
+/// Reads and checks a request; the error is the 400 message.
+pub fn turn(req: &Value) -> Result<Turn, String> {
+    let messages = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or("messages is required")?;
+    for (i, m) in messages.iter().enumerate() {
+        let ids: Vec<&str> = m["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        for id in &ids {
+            let answered = messages[i + 1..]
+                .iter()
+                .take_while(|n| n["role"] == "tool")
+                .any(|n| n["tool_call_id"].as_str() == Some(id));
+            if !answered {
+                return Err(format!(
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. Missing: {id} (messages[{i}])"
+                ));
+            }
         }
-        pieces[slot].push_str(w);
     }
-    pieces.extend((spread..chunks).map(|_| " .".to_owned()));
-    pieces
+    let tool_results = messages
+        .iter()
+        .rev()
+        .take_while(|m| m["role"] == "tool")
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let tools = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                t.pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                t.pointer("/function/parameters")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    Ok(Turn {
+        tools,
+        tool_results,
+        thinking: false,
+    })
+}
+
+fn tool_calls(plan: &Plan) -> Vec<Value> {
+    plan.calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| {
+            json!({"id": format!("call_mock{i}"), "type": "function",
+                "function": {"name": name, "arguments": args.to_string()}})
+        })
+        .collect()
+}
+
+/// A whole completion answering with `plan`.
+pub fn whole(model: &str, plan: &Plan, prompt_bytes: usize) -> Value {
+    let mut message = json!({"role": "assistant", "content": plan.text, "refusal": null});
+    if !plan.calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls(plan));
+    }
+    if let Some(t) = &plan.thinking {
+        message["reasoning_content"] = json!(t);
+    }
+    let finish = if plan.calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage(prompt_bytes, 4)
+    })
+}
+
+/// The content chunks of a streamed `plan` (after the role chunk, before
+/// the finish): reasoning, text pieces, then tool calls in fragments.
+pub fn content_chunks(model: &str, plan: &Plan, chunks: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = &plan.thinking {
+        out.push(chunk(model, json!({"reasoning_content": t}), None));
+    }
+    if let Some(t) = &plan.text {
+        for p in super::reply::pieces(t, chunks) {
+            out.push(chunk(model, json!({"content": p}), None));
+        }
+    }
+    for (i, call) in tool_calls(plan).into_iter().enumerate() {
+        let args = call["function"]["arguments"]
+            .as_str()
+            .unwrap_or("{}")
+            .to_owned();
+        let (a, b) = args.split_at(args.len() / 2);
+        out.push(chunk(
+            model,
+            json!({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""}}]}),
+            None,
+        ));
+        out.push(chunk(
+            model,
+            json!({"tool_calls": [{"index": i, "function": {"arguments": a}}]}),
+            None,
+        ));
+        out.push(chunk(
+            model,
+            json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}),
+            None,
+        ));
+    }
+    out
 }
 
 /// Usage numbers derived from the request size, so they are not constant.
 pub fn usage(prompt_bytes: usize, completion_tokens: u64) -> Value {
     let prompt = (prompt_bytes as u64 / 4).max(1);
     json!({"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens})
-}
-
-/// A whole chat completion.
-pub fn completion(model: &str, label: &str, prompt_bytes: usize) -> Value {
-    json!({
-        "id": "chatcmpl-mock",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": format!("mock reply from {label}"), "refusal": null},
-            "finish_reason": "stop"
-        }],
-        "usage": usage(prompt_bytes, 4)
-    })
 }
 
 /// One stream chunk.
@@ -115,19 +214,4 @@ pub fn error(status: u16, code: Option<&str>) -> Value {
         kind
     };
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pieces_join_to_the_reply() {
-        for n in 1..5 {
-            let pieces = reply_pieces("acct-a", n);
-            assert_eq!(pieces.len(), n);
-            assert_eq!(pieces.concat(), "mock reply from acct-a", "{n} chunks");
-        }
-        assert_eq!(reply_pieces("a", 6).concat(), "mock reply from a . .");
-    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -20,7 +20,16 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::behaviour::{Behaviour, Fault};
-use super::{InFlight, Stats, openai};
+use super::reply::{self, Plan};
+use super::{InFlight, Stats, anthropic, gemini, openai};
+
+/// The wire format of one request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    Gemini { stream: bool },
+}
 
 /// Signals the connection task to drop the connection.
 #[derive(Clone)]
@@ -30,6 +39,8 @@ struct Kill(Arc<Notify>);
 pub async fn serve(listener: TcpListener, stats: Arc<Stats>) {
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
+        .route("/v1beta/models/{action}", post(generate))
         .route("/v1/models", get(models))
         .route("/_mock/stats", get(stats_json))
         .with_state(stats);
@@ -61,26 +72,133 @@ async fn stats_json(State(stats): State<Arc<Stats>>) -> Response {
     axum::Json(json!({"requests": stats.requests()})).into_response()
 }
 
+fn header_key(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn chat(
     State(stats): State<Arc<Stats>>,
     Extension(kill): Extension<Kill>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("anonymous")
-        .to_owned();
+    let key = header_key(&headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    serve_one(stats, kill, Wire::OpenAi, key, None, body).await
+}
+
+async fn messages(
+    State(stats): State<Arc<Stats>>,
+    Extension(kill): Extension<Kill>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.get("anthropic-version").is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(anthropic::invalid("anthropic-version: header is required")),
+        )
+            .into_response();
+    }
+    let key = header_key(&headers, "x-api-key").unwrap_or_else(|| "anonymous".to_owned());
+    serve_one(stats, kill, Wire::Anthropic, key, None, body).await
+}
+
+async fn generate(
+    State(stats): State<Arc<Stats>>,
+    Extension(kill): Extension<Kill>,
+    Path(action): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = header_key(&headers, "x-goog-api-key")
+        .or_else(|| query.get("key").cloned())
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let Some((model, verb)) = action.rsplit_once(':') else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(gemini::error(404, None, false)),
+        )
+            .into_response();
+    };
+    let stream = match verb {
+        "generateContent" => false,
+        "streamGenerateContent" if query.get("alt").map(String::as_str) == Some("sse") => true,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(gemini::error(404, None, false)),
+            )
+                .into_response();
+        }
+    };
+    serve_one(
+        stats,
+        kill,
+        Wire::Gemini { stream },
+        key,
+        Some(model.to_owned()),
+        body,
+    )
+    .await
+}
+
+fn error_response(wire: Wire, b: &Behaviour) -> Response {
+    let status = StatusCode::from_u16(b.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match wire {
+        Wire::OpenAi => openai::error(b.status, b.code.as_deref()),
+        Wire::Anthropic => anthropic::error(b.status),
+        Wire::Gemini { .. } => gemini::error(
+            b.status,
+            b.retry_after.as_deref(),
+            b.code.as_deref() == Some("daily"),
+        ),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if !matches!(wire, Wire::Gemini { .. })
+        && let Some(retry) = &b.retry_after
+        && let Ok(v) = retry.parse()
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+fn invalid(wire: Wire, message: &str) -> Response {
+    let body = match wire {
+        Wire::OpenAi => {
+            json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
+        }
+        Wire::Anthropic => anthropic::invalid(message),
+        Wire::Gemini { .. } => gemini::invalid(message),
+    };
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+async fn serve_one(
+    stats: Arc<Stats>,
+    kill: Kill,
+    wire: Wire,
+    key: String,
+    path_model: Option<String>,
+    body: Bytes,
+) -> Response {
     let script = Behaviour::from_key(&key);
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown")
-        .to_owned();
+    let model = path_model.unwrap_or_else(|| {
+        request
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned()
+    });
     let n = stats.arrive(&key, &script.label, Some(model.clone()));
+    stats.record_body(&script.label, &request);
     let guard = InFlight {
         stats: stats.clone(),
         label: script.label.clone(),
@@ -98,31 +216,44 @@ async fn chat(
     }
     if b.status != 200 {
         drop(guard);
-        let mut response = (
-            StatusCode::from_u16(b.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(openai::error(b.status, b.code.as_deref())),
-        )
-            .into_response();
-        if let Some(retry) = &b.retry_after
-            && let Ok(v) = retry.parse()
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
+        return error_response(wire, &b);
     }
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let turn = match wire {
+        Wire::OpenAi => openai::turn(&request),
+        Wire::Anthropic => anthropic::turn(&request),
+        Wire::Gemini { .. } => gemini::turn(&request),
+    };
+    let mut turn = match turn {
+        Ok(t) => t,
+        Err(message) => {
+            drop(guard);
+            return invalid(wire, &message);
+        }
+    };
+    turn.thinking |= b.think;
+    let plan = reply::plan(&b.label, &turn, b.parallel);
+    let stream = match wire {
+        Wire::Gemini { stream } => stream,
+        _ => request
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
     let include_usage = request
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let mut response = if stream {
-        stream_response(b.clone(), model, body.len(), include_usage, kill, guard)
+        let events = stream_events(wire, &b, &model, &plan, body.len(), include_usage);
+        stream_response(b.clone(), wire, events, kill, guard)
     } else {
         drop(guard);
-        axum::Json(openai::completion(&model, &b.label, body.len())).into_response()
+        let v = match wire {
+            Wire::OpenAi => openai::whole(&model, &plan, body.len()),
+            Wire::Anthropic => anthropic::whole(&model, &plan, body.len(), b.cached),
+            Wire::Gemini { .. } => gemini::whole(&b.label, &model, &plan, body.len()),
+        };
+        axum::Json(v).into_response()
     };
     if let Some(remaining) = b.remaining {
         let h = response.headers_mut();
@@ -134,11 +265,56 @@ async fn chat(
     response
 }
 
-fn stream_response(
-    b: Behaviour,
-    model: String,
+/// A stream's events: (bytes, whether they carry content).
+fn stream_events(
+    wire: Wire,
+    b: &Behaviour,
+    model: &str,
+    plan: &Plan,
     prompt_bytes: usize,
     include_usage: bool,
+) -> Vec<(String, bool)> {
+    match wire {
+        Wire::OpenAi => {
+            let mut out = vec![(
+                openai::chunk(model, json!({"role": "assistant", "content": ""}), None),
+                false,
+            )];
+            out.extend(
+                openai::content_chunks(model, plan, b.chunks)
+                    .into_iter()
+                    .map(|c| (c, true)),
+            );
+            let finish = if plan.calls.is_empty() {
+                "stop"
+            } else {
+                "tool_calls"
+            };
+            out.push((openai::chunk(model, json!({}), Some(finish)), true));
+            if include_usage {
+                out.push((openai::usage_chunk(model, prompt_bytes, 4), true));
+            }
+            out.push(("data: [DONE]\n\n".to_owned(), false));
+            out
+        }
+        Wire::Anthropic => anthropic::stream(model, plan, prompt_bytes, b.cached, b.chunks)
+            .into_iter()
+            .map(|e| {
+                let content = e.starts_with("event: content_block_delta");
+                (e, content)
+            })
+            .collect(),
+        Wire::Gemini { .. } => gemini::stream(&b.label, model, plan, prompt_bytes, b.chunks)
+            .into_iter()
+            .map(|c| (format!("data: {c}\r\n\r\n"), true))
+            .collect(),
+    }
+}
+
+fn stream_response(
+    b: Behaviour,
+    wire: Wire,
+    events: Vec<(String, bool)>,
     kill: Kill,
     guard: InFlight,
 ) -> Response {
@@ -152,8 +328,21 @@ fn stream_response(
         match b.fault {
             Some(Fault::Empty) => return,
             Some(Fault::ErrorEvent) => {
-                let err = json!({"error": {"message": "The server is overloaded (mock).", "type": "server_error", "code": null}});
-                send(format!("data: {err}\n\n")).await;
+                let err = match wire {
+                    Wire::OpenAi => format!(
+                        "data: {}\n\n",
+                        json!({"error": {"message": "The server is overloaded (mock).", "type": "server_error", "code": null}})
+                    ),
+                    Wire::Anthropic => format!(
+                        "{}{}",
+                        events.first().map(|e| e.0.clone()).unwrap_or_default(),
+                        anthropic::error_event()
+                    ),
+                    Wire::Gemini { .. } => {
+                        format!("data: {}\r\n\r\n", gemini::error(503, None, false))
+                    }
+                };
+                send(err).await;
                 return;
             }
             _ => {}
@@ -161,49 +350,31 @@ fn stream_response(
         if !b.first_byte.is_zero() {
             tokio::time::sleep(b.first_byte).await;
         }
-        if !send(openai::chunk(
-            &model,
-            json!({"role": "assistant", "content": ""}),
-            None,
-        ))
-        .await
-        {
-            return;
-        }
-        let pieces = openai::reply_pieces(&b.label, b.chunks);
-        for (i, piece) in pieces.iter().enumerate() {
-            if b.fault == Some(Fault::Cut) && i == b.after {
+        let mut content_sent = 0;
+        for (event, content) in events {
+            if content && b.fault == Some(Fault::Cut) && content_sent == b.after {
                 // half an event, then the connection goes away
-                send("data: {\"id\":\"chatcmpl-mo".to_owned()).await;
+                send(event[..event.len() / 2].to_owned()).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 kill.0.notify_one();
                 return;
             }
-            if !b.chunk_delay.is_zero() {
+            if content && content_sent > 0 && !b.chunk_delay.is_zero() {
                 tokio::time::sleep(b.chunk_delay).await;
             }
-            if !send(openai::chunk(&model, json!({"content": piece}), None)).await {
+            if !send(event).await {
                 return;
             }
+            if content {
+                content_sent += 1;
+            }
         }
-        send(openai::chunk(&model, json!({}), Some("stop"))).await;
-        if include_usage {
-            send(openai::usage_chunk(
-                &model,
-                prompt_bytes,
-                pieces.len() as u64,
-            ))
-            .await;
-        }
-        send("data: [DONE]\n\n".to_owned()).await;
     });
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        "text/event-stream"
-            .parse()
-            .unwrap_or(http::HeaderValue::from_static("text/event-stream")),
+        http::HeaderValue::from_static("text/event-stream"),
     );
     response
 }

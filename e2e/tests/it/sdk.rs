@@ -79,3 +79,84 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
     assert!(out.status.success(), "openai SDK checks failed:\n{text}");
     assert!(text.contains("all checks passed"), "{text}");
 }
+
+/// One account of each provider kind on the mock, each behind its own
+/// model: `m-openai` (label `oa`), `m-anthropic` (`an`), `m-gemini` (`ge`).
+fn matrix_config(dir: &ConfigDir, mock: &MockProvider) {
+    let accounts = harness::docs(&[
+        harness::secret("keys", &[("oa", "oa"), ("an", "an"), ("ge", "ge")]),
+        harness::provider_account("oa", "openai-compatible", &mock.base_url(), "oa", ""),
+        harness::provider_account("an", "anthropic", &mock.root_url(), "an", ""),
+        harness::provider_account("ge", "gemini", &mock.root_url(), "ge", ""),
+    ]);
+    dir.write("accounts.yaml", &accounts).unwrap();
+    let route = |name: &str, account: &str| {
+        harness::route(
+            name,
+            &format!("  models: [{name}]\n  targets: [{{accounts: {{names: [{account}]}}}}]\n"),
+        )
+    };
+    let routes = harness::docs(&[
+        route("m-openai", "oa"),
+        route("m-anthropic", "an"),
+        route("m-gemini", "ge"),
+    ]);
+    dir.write("routes.yaml", &routes).unwrap();
+}
+
+const PAIRS: [&str; 3] = ["m-openai=oa", "m-anthropic=an", "m-gemini=ge"];
+
+/// Runs an SDK script against a fresh proxy over the three-provider
+/// config; fails with everything the script printed.
+async fn run_matrix(script: &str, extra: &[&str]) {
+    let Some(python) = sdk_python() else { return };
+    let mock = MockProvider::start().await.unwrap();
+    let dir = ConfigDir::new().unwrap();
+    matrix_config(&dir, &mock);
+    let proxy = Process::start(dir.path(), &[], &[("LLMPOOL_API_KEYS", "sdk-client-key")]).unwrap();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sdk")
+        .join(script);
+    let mut args: Vec<String> = vec![
+        path.display().to_string(),
+        format!("http://{}", proxy.addr),
+        "sdk-client-key".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(PAIRS.iter().map(|s| s.to_string()));
+    let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{text}\nproxy log:\n{}",
+        proxy.logs().join("\n")
+    );
+    assert!(text.contains("all checks passed"), "{text}");
+}
+
+#[tokio::test]
+async fn openai_sdk_reaches_openai_anthropic_and_gemini_accounts() {
+    run_matrix("matrix_openai.py", &[]).await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_reaches_openai_anthropic_and_gemini_accounts() {
+    run_matrix("matrix_anthropic.py", &[]).await;
+}
+
+#[tokio::test]
+async fn gemini_sdk_v1beta_reaches_openai_anthropic_and_gemini_accounts() {
+    run_matrix("matrix_gemini.py", &["v1beta"]).await;
+}
+
+#[tokio::test]
+async fn gemini_sdk_v1_reaches_openai_anthropic_and_gemini_accounts() {
+    run_matrix("matrix_gemini.py", &["v1"]).await;
+}
