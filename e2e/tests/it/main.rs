@@ -14,3 +14,4 @@ mod reload;
 mod resilience;
 mod sdk;
 mod shared_state;
+mod translation;

@@ -77,3 +77,6 @@ impl TranslateError {
         }
     }
 }
+
+#[cfg(test)]
+mod request_tests;

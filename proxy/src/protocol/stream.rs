@@ -274,3 +274,6 @@ impl Translator {
         self.encoder.end(out);
     }
 }
+
+#[cfg(test)]
+mod tests;
