@@ -20,6 +20,8 @@ pub struct Settings {
     pub max_response_bytes: usize,
     /// Client keys; empty = no client authentication.
     pub client_keys: ClientKeys,
+    /// How long the account of a stored response (Responses API) is kept.
+    pub response_ttl: std::time::Duration,
 }
 
 /// Client API keys, kept only as SHA-256 digests.

@@ -71,6 +71,10 @@ pub struct Args {
     /// Most session bindings kept in memory.
     #[arg(long, env = "LLMPOOL_MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// How long the gateway remembers which account stored a response
+    /// (Responses API `previous_response_id` goes back to that account).
+    #[arg(long, env = "LLMPOOL_RESPONSE_TTL", default_value = "720h", value_parser = parse_duration)]
+    pub response_ttl: Duration,
     /// How often local mode checks the config directory.
     #[arg(long, env = "LLMPOOL_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub watch_interval: Duration,

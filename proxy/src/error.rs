@@ -102,6 +102,22 @@ pub enum ProxyError {
     /// The request cannot be expressed for the accounts that could serve it.
     #[error("{0}")]
     Translate(#[from] TranslateError),
+    /// A `previous_response_id` the gateway cannot place on an account.
+    #[error(
+        "previous_response_id `{id}` is not known to this gateway (created elsewhere, or its record expired); send the conversation as input instead"
+    )]
+    UnknownResponse {
+        /// The id (bounded).
+        id: String,
+    },
+    /// The account holding a stored response cannot take a request now.
+    #[error("previous_response_id lives on account {account}, which is at its limits or cooling down; retry after {} s", retry_after.as_secs().max(1))]
+    PinnedBusy {
+        /// Account name.
+        account: String,
+        /// Earliest time it frees up.
+        retry_after: Duration,
+    },
     /// An upstream refused the request itself (a 4xx another account would
     /// answer the same); its message, for a client of another protocol.
     #[error("upstream account {account} refused the request: {message}")]
@@ -124,7 +140,9 @@ impl ProxyError {
             | ProxyError::Scan(_)
             | ProxyError::InvalidBody(_)
             | ProxyError::InvalidField { .. }
-            | ProxyError::Translate(_) => StatusCode::BAD_REQUEST,
+            | ProxyError::Translate(_)
+            | ProxyError::UnknownResponse { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::PinnedBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::UpstreamRejected { status, .. } => *status,
             ProxyError::MissingKey | ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
             ProxyError::UnknownModel(_) | ProxyError::UnknownEndpoint { .. } => {
@@ -164,6 +182,8 @@ impl ProxyError {
             ProxyError::State(_) => "state",
             ProxyError::NotLoaded => "not_loaded",
             ProxyError::Translate(_) => "cannot_translate",
+            ProxyError::UnknownResponse { .. } => "unknown_response",
+            ProxyError::PinnedBusy { .. } => "pinned_busy",
             ProxyError::UpstreamRejected { .. } => "upstream_rejected",
         }
     }
@@ -178,6 +198,10 @@ impl ProxyError {
             ProxyError::InvalidField { .. } | ProxyError::Translate(_) => {
                 ("invalid_request_error", "invalid_value")
             }
+            ProxyError::UnknownResponse { .. } => {
+                ("invalid_request_error", "previous_response_not_found")
+            }
+            ProxyError::PinnedBusy { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ProxyError::UpstreamRejected { status, .. } => match status.as_u16() {
                 404 => ("invalid_request_error", "model_not_found"),
                 _ => ("invalid_request_error", "upstream_rejected"),
@@ -201,6 +225,7 @@ impl ProxyError {
         match self {
             ProxyError::InvalidField { field, .. } => Some(field),
             ProxyError::UnknownModel(_) => Some("model"),
+            ProxyError::UnknownResponse { .. } => Some("previous_response_id"),
             _ => None,
         }
     }
@@ -257,7 +282,9 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let ProxyError::AllBusy { retry_after, .. } = &self {
+        if let ProxyError::AllBusy { retry_after, .. }
+        | ProxyError::PinnedBusy { retry_after, .. } = &self
+        {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

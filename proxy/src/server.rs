@@ -117,6 +117,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         max_json_depth: args.max_json_depth.max(2),
         max_response_bytes: args.max_response_bytes,
         client_keys: ClientKeys::new(keys.iter().map(String::as_str)),
+        response_ttl: args.response_ttl,
     };
     let shared = Shared::default();
     let empty = Compiled::default();

@@ -187,6 +187,24 @@ pub trait StateStore: Send + Sync + 'static {
         accounts: &[Arc<str>],
     ) -> Result<Vec<AccountView>, StateError>;
 
+    /// Records that `account` created the stored response `response_id`
+    /// (OpenAI Responses API), for `ttl`: later requests naming it as
+    /// `previous_response_id` must go to that account.
+    async fn bind_response(
+        &self,
+        namespace: &str,
+        response_id: &str,
+        account: &str,
+        ttl: Duration,
+    ) -> Result<(), StateError>;
+
+    /// The account that created a stored response, if still known.
+    async fn response_account(
+        &self,
+        namespace: &str,
+        response_id: &str,
+    ) -> Result<Option<String>, StateError>;
+
     /// A short name for /readyz and logs ("memory", "redis").
     fn kind(&self) -> &'static str;
 

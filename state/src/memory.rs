@@ -447,6 +447,35 @@ impl StateStore for MemoryStore {
             .collect())
     }
 
+    async fn bind_response(
+        &self,
+        namespace: &str,
+        response_id: &str,
+        account: &str,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let now = self.clock.now_ms();
+        let key = format!("resp:{response_id}");
+        let expires = now.saturating_add(ms(ttl));
+        let max = self.max_sessions;
+        self.lock()
+            .bind(namespace, &key, Arc::from(account), expires, max, now);
+        Ok(())
+    }
+
+    async fn response_account(
+        &self,
+        namespace: &str,
+        response_id: &str,
+    ) -> Result<Option<String>, StateError> {
+        let now = self.clock.now_ms();
+        let key = format!("resp:{response_id}");
+        Ok(self
+            .lock()
+            .bound_account(namespace, &key, now)
+            .map(|a| a.to_string()))
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }

@@ -9,6 +9,7 @@ pub mod behaviour;
 mod gemini;
 mod openai;
 pub mod reply;
+mod responses;
 mod server;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub struct KeyStats {
 #[derive(Default)]
 pub struct Stats {
     by_label: Mutex<HashMap<String, KeyStats>>,
+    /// Stored responses (Responses API): id -> label that created it.
+    stored: Mutex<HashMap<String, String>>,
 }
 
 impl Stats {
@@ -69,6 +72,23 @@ impl Stats {
         if let Some(s) = self.lock().get_mut(label) {
             s.last_body = Some(body.clone());
         }
+    }
+
+    /// Stores a response created by `label`; returns its id.
+    fn store_response(&self, label: &str) -> String {
+        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = format!("resp_{label}_{}", stored.len());
+        stored.insert(id.clone(), label.to_owned());
+        id
+    }
+
+    /// Which label created a stored response.
+    fn stored_by(&self, id: &str) -> Option<String> {
+        self.stored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     fn leave(&self, label: &str) {

@@ -21,12 +21,13 @@ use tokio::sync::Notify;
 
 use super::behaviour::{Behaviour, Fault};
 use super::reply::{self, Plan};
-use super::{InFlight, Stats, anthropic, gemini, openai};
+use super::{InFlight, Stats, anthropic, gemini, openai, responses};
 
 /// The wire format of one request.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wire {
     OpenAi,
+    Responses,
     Anthropic,
     Gemini { stream: bool },
 }
@@ -40,6 +41,7 @@ pub async fn serve(listener: TcpListener, stats: Arc<Stats>) {
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
+        .route("/v1/responses", post(responses_api))
         .route("/v1beta/models/{action}", post(generate))
         .route("/v1/models", get(models))
         .route("/_mock/stats", get(stats_json))
@@ -89,6 +91,18 @@ async fn chat(
         .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
         .unwrap_or_else(|| "anonymous".to_owned());
     serve_one(stats, kill, Wire::OpenAi, key, None, body).await
+}
+
+async fn responses_api(
+    State(stats): State<Arc<Stats>>,
+    Extension(kill): Extension<Kill>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = header_key(&headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    serve_one(stats, kill, Wire::Responses, key, None, body).await
 }
 
 async fn messages(
@@ -151,7 +165,7 @@ async fn generate(
 fn error_response(wire: Wire, b: &Behaviour) -> Response {
     let status = StatusCode::from_u16(b.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match wire {
-        Wire::OpenAi => openai::error(b.status, b.code.as_deref()),
+        Wire::OpenAi | Wire::Responses => openai::error(b.status, b.code.as_deref()),
         Wire::Anthropic => anthropic::error(b.status),
         Wire::Gemini { .. } => gemini::error(
             b.status,
@@ -171,7 +185,7 @@ fn error_response(wire: Wire, b: &Behaviour) -> Response {
 
 fn invalid(wire: Wire, message: &str) -> Response {
     let body = match wire {
-        Wire::OpenAi => {
+        Wire::OpenAi | Wire::Responses => {
             json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
         }
         Wire::Anthropic => anthropic::invalid(message),
@@ -218,8 +232,18 @@ async fn serve_one(
         drop(guard);
         return error_response(wire, &b);
     }
+    if wire == Wire::Responses
+        && let Some(previous) = request.get("previous_response_id").and_then(Value::as_str)
+        && stats.stored_by(previous).as_deref() != Some(b.label.as_str())
+    {
+        drop(guard);
+        let body = json!({"error": {"message": format!("Previous response with id '{previous}' not found."),
+            "type": "invalid_request_error", "param": "previous_response_id", "code": "previous_response_not_found"}});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
     let turn = match wire {
         Wire::OpenAi => openai::turn(&request),
+        Wire::Responses => responses::turn(&request),
         Wire::Anthropic => anthropic::turn(&request),
         Wire::Gemini { .. } => gemini::turn(&request),
     };
@@ -244,12 +268,21 @@ async fn serve_one(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let mut response = if stream {
-        let events = stream_events(wire, &b, &model, &plan, body.len(), include_usage);
+        let events = match wire {
+            Wire::Responses => {
+                let id = stats.store_response(&b.label);
+                responses::stream(&id, &model, &plan, body.len(), b.chunks)
+            }
+            _ => stream_events(wire, &b, &model, &plan, body.len(), include_usage),
+        };
         stream_response(b.clone(), wire, events, kill, guard)
     } else {
         drop(guard);
         let v = match wire {
             Wire::OpenAi => openai::whole(&model, &plan, body.len()),
+            Wire::Responses => {
+                responses::whole(&stats.store_response(&b.label), &model, &plan, body.len())
+            }
             Wire::Anthropic => anthropic::whole(&model, &plan, body.len(), b.cached),
             Wire::Gemini { .. } => gemini::whole(&b.label, &model, &plan, body.len()),
         };
@@ -275,7 +308,7 @@ fn stream_events(
     include_usage: bool,
 ) -> Vec<(String, bool)> {
     match wire {
-        Wire::OpenAi => {
+        Wire::OpenAi | Wire::Responses => {
             let mut out = vec![(
                 openai::chunk(model, json!({"role": "assistant", "content": ""}), None),
                 false,
@@ -329,7 +362,7 @@ fn stream_response(
             Some(Fault::Empty) => return,
             Some(Fault::ErrorEvent) => {
                 let err = match wire {
-                    Wire::OpenAi => format!(
+                    Wire::OpenAi | Wire::Responses => format!(
                         "data: {}\n\n",
                         json!({"error": {"message": "The server is overloaded (mock).", "type": "server_error", "code": null}})
                     ),

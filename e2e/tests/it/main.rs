@@ -12,6 +12,7 @@ mod pooling;
 mod real_cluster;
 mod reload;
 mod resilience;
+mod responses;
 mod sdk;
 mod shared_state;
 mod translation;

@@ -81,10 +81,15 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
 }
 
 /// One account of each provider kind on the mock, each behind its own
-/// model: `m-openai` (label `oa`), `m-anthropic` (`an`), `m-gemini` (`ge`).
+/// model: `m-oai` (an `openai` account, label `op`), `m-openai` (an
+/// OpenAI-compatible server, `oa`), `m-anthropic` (`an`), `m-gemini` (`ge`).
 fn matrix_config(dir: &ConfigDir, mock: &MockProvider) {
     let accounts = harness::docs(&[
-        harness::secret("keys", &[("oa", "oa"), ("an", "an"), ("ge", "ge")]),
+        harness::secret(
+            "keys",
+            &[("op", "op"), ("oa", "oa"), ("an", "an"), ("ge", "ge")],
+        ),
+        harness::provider_account("op", "openai", &mock.base_url(), "op", ""),
         harness::provider_account("oa", "openai-compatible", &mock.base_url(), "oa", ""),
         harness::provider_account("an", "anthropic", &mock.root_url(), "an", ""),
         harness::provider_account("ge", "gemini", &mock.root_url(), "ge", ""),
@@ -97,6 +102,7 @@ fn matrix_config(dir: &ConfigDir, mock: &MockProvider) {
         )
     };
     let routes = harness::docs(&[
+        route("m-oai", "op"),
         route("m-openai", "oa"),
         route("m-anthropic", "an"),
         route("m-gemini", "ge"),
@@ -104,7 +110,7 @@ fn matrix_config(dir: &ConfigDir, mock: &MockProvider) {
     dir.write("routes.yaml", &routes).unwrap();
 }
 
-const PAIRS: [&str; 3] = ["m-openai=oa", "m-anthropic=an", "m-gemini=ge"];
+const PAIRS: [&str; 4] = ["m-oai=op", "m-openai=oa", "m-anthropic=an", "m-gemini=ge"];
 
 /// Runs an SDK script against a fresh proxy over the three-provider
 /// config; fails with everything the script printed.
@@ -144,6 +150,11 @@ async fn run_matrix(script: &str, extra: &[&str]) {
 #[tokio::test]
 async fn openai_sdk_reaches_openai_anthropic_and_gemini_accounts() {
     run_matrix("matrix_openai.py", &[]).await;
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_api_reaches_openai_anthropic_and_gemini_accounts() {
+    run_matrix("matrix_responses.py", &[]).await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod body;
 mod gemini;
 mod models;
 mod openai;
+mod responses;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/chat/completions",
             post(openai::chat_completions).fallback(not_found),
         )
+        .route("/v1/responses", post(responses::create).fallback(not_found))
         .route(
             "/v1/messages",
             post(anthropic::messages).fallback(not_found),

@@ -11,11 +11,11 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use llmpool_crds::table::RetryPolicy;
 use tokio::time::{Instant, timeout_at};
 
-use super::call::{ClientApi, Outgoing};
+use super::call::{self, ClientApi, Outgoing};
 use crate::protocol::ir::Usage;
 use crate::protocol::sse::{self, Event};
 use crate::protocol::stream::{self as pstream, ChunkKind, Framer, GeminiFraming, Translator};
-use crate::protocol::{Protocol, anthropic, gemini, openai};
+use crate::protocol::{Wire, openai};
 use crate::snapshot::Member;
 use crate::upstream::error::AttemptError;
 use crate::upstream::hints;
@@ -39,6 +39,8 @@ pub enum Reply {
         usage: Option<Usage>,
         /// The account is at zero remaining budget for this long.
         exhausted: Option<Duration>,
+        /// The upstream's response id (Responses API), for affinity.
+        response_id: Option<String>,
     },
     /// A stream whose first content has arrived.
     Stream(Committed),
@@ -60,8 +62,10 @@ pub struct Committed {
     pub status: StatusCode,
     /// How events reach the client.
     pub mode: Mode,
-    /// The upstream's protocol.
-    pub upstream_protocol: Protocol,
+    /// The upstream's wire API.
+    pub wire: Wire,
+    /// The upstream's response id (Responses API), for affinity.
+    pub response_id: Option<String>,
     /// Bytes ready for the client: send first.
     pub prefix: Bytes,
     /// Pass-through bytes read so far that do not yet end on an event boundary.
@@ -109,7 +113,7 @@ pub async fn send(
     for (name, value) in out.headers {
         request = request.header(name, value);
     }
-    let upstream = out.upstream;
+    let wire = out.wire;
     let response = match timeout_at(first_byte, request.send()).await {
         Err(_) => return Err(AttemptError::Timeout),
         Ok(Err(e)) => return Err(AttemptError::Connect(e)),
@@ -122,42 +126,38 @@ pub async fn send(
             .await
             .unwrap_or_default();
         let now = std::time::SystemTime::now();
-        return Err(hints::status_error(upstream, status, &headers, body, now));
+        return Err(hints::status_error(
+            wire.protocol(),
+            status,
+            &headers,
+            body,
+            now,
+        ));
     }
     let exhausted = hints::exhausted_for(&headers, std::time::SystemTime::now());
     if !stream {
         let body = read_bounded_strict(response, max_response, deadline).await?;
-        if !out.translated {
-            return Ok(Reply::Whole {
-                status,
-                content_type: content_type(&headers),
-                usage: whole_usage(upstream, &body),
-                body,
-                exhausted,
-            });
-        }
-        let decoded = match upstream {
-            Protocol::OpenAi => openai::chat::decode_response(&body),
-            Protocol::Anthropic => anthropic::messages::decode_response(&body),
-            Protocol::Gemini => gemini::generate::decode_response(&body),
-        }
-        .map_err(|_| AttemptError::Malformed)?;
-        let encoded = match api {
-            ClientApi::Chat { .. } => openai::chat::encode_response(&decoded),
-            ClientApi::Messages => anthropic::messages::encode_response(&decoded),
-            ClientApi::Gemini { .. } => gemini::generate::encode_response(&decoded),
-        };
+        let response_id = (wire == Wire::Responses)
+            .then(|| openai::responses::id_of(&body))
+            .flatten();
+        let (body, usage) = call::whole_reply(wire, out.translated, api, body)
+            .map_err(|_| AttemptError::Malformed)?;
         return Ok(Reply::Whole {
             status,
-            content_type: None,
-            usage: Some(decoded.usage),
-            body: Bytes::from(encoded.to_string()),
+            content_type: if out.translated {
+                None
+            } else {
+                content_type(&headers)
+            },
+            usage,
+            body,
             exhausted,
+            response_id,
         });
     }
     let mode = if out.translated {
         Mode::Translate(Box::new(Translator::new(
-            pstream::Decoder::new(upstream),
+            pstream::Decoder::new(wire.protocol()),
             api.encoder(),
         )))
     } else {
@@ -169,24 +169,9 @@ pub async fn send(
         }
     };
     commit_stream(
-        status, response, mode, upstream, first_byte, deadline, exhausted,
+        status, response, mode, wire, first_byte, deadline, exhausted,
     )
     .await
-}
-
-/// Usage in a whole response of `protocol`.
-fn whole_usage(protocol: Protocol, body: &[u8]) -> Option<Usage> {
-    match protocol {
-        Protocol::OpenAi => openai::usage_of(body),
-        Protocol::Anthropic => {
-            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-            v.get("usage").map(anthropic::messages::decode_usage)
-        }
-        Protocol::Gemini => {
-            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-            v.get("usageMetadata").map(gemini::generate::decode_usage)
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -194,7 +179,7 @@ async fn commit_stream(
     status: StatusCode,
     response: reqwest::Response,
     mut mode: Mode,
-    upstream_protocol: Protocol,
+    wire: Wire,
     first_byte: Instant,
     deadline: Instant,
     exhausted: Option<Duration>,
@@ -207,6 +192,7 @@ async fn commit_stream(
     let mut usage = None;
     let mut committed = false;
     let mut done = false;
+    let mut response_id = None;
     loop {
         let chunk = match timeout_at(first_byte, upstream.next()).await {
             Err(_) => return Err(AttemptError::Timeout),
@@ -227,10 +213,16 @@ async fn commit_stream(
                     t.feed(&event, &mut out)
                         .map_err(|e| AttemptError::StreamError(e.to_string()))?;
                     committed |= t.content;
-                    done |= pstream::is_done(upstream_protocol, &event);
+                    done |= pstream::is_done(wire, &event);
                 }
                 Mode::Pass | Mode::Reframe(_) => {
-                    match pstream::classify(upstream_protocol, &event) {
+                    if wire == Wire::Responses
+                        && response_id.is_none()
+                        && event.event.as_deref() == Some("response.created")
+                    {
+                        response_id = openai::responses::id_of(event.data.as_bytes());
+                    }
+                    match pstream::classify(wire, &event) {
                         ChunkKind::Error(message) if !committed => {
                             return Err(AttemptError::StreamError(message));
                         }
@@ -239,10 +231,8 @@ async fn commit_stream(
                         ChunkKind::Content => committed = true,
                         ChunkKind::Preamble | ChunkKind::Error(_) => {}
                     }
-                    pstream::read_usage(upstream_protocol, &event, &mut usage);
-                    if upstream_protocol == Protocol::Gemini
-                        && pstream::is_done(upstream_protocol, &event)
-                    {
+                    pstream::read_usage(wire, &event, &mut usage);
+                    if wire == Wire::Generate && pstream::is_done(wire, &event) {
                         done = true;
                     }
                     if let Mode::Reframe(framer) = &mut mode {
@@ -263,7 +253,8 @@ async fn commit_stream(
             return Ok(Reply::Stream(Committed {
                 status,
                 mode,
-                upstream_protocol,
+                wire,
+                response_id,
                 prefix,
                 held,
                 upstream,

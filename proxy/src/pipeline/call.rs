@@ -12,7 +12,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::error::ProxyError;
 use crate::protocol::openai::chat::Dialect;
 use crate::protocol::stream::{self, GeminiFraming};
-use crate::protocol::{Protocol, TranslateError, anthropic, gemini, ir, json, openai, signature};
+use crate::protocol::{
+    Protocol, TranslateError, Wire, anthropic, gemini, ir, json, openai, signature,
+};
 use crate::snapshot::Member;
 
 /// Which client API a request came in on.
@@ -23,6 +25,8 @@ pub enum ClientApi {
         /// `stream_options.include_usage`.
         include_usage: bool,
     },
+    /// OpenAI Responses.
+    Responses,
     /// Anthropic messages.
     Messages,
     /// Gemini generateContent / streamGenerateContent.
@@ -35,10 +39,16 @@ pub enum ClientApi {
 impl ClientApi {
     /// The client's protocol family.
     pub fn protocol(self) -> Protocol {
+        self.wire().protocol()
+    }
+
+    /// The client's wire API.
+    pub fn wire(self) -> Wire {
         match self {
-            ClientApi::Chat { .. } => Protocol::OpenAi,
-            ClientApi::Messages => Protocol::Anthropic,
-            ClientApi::Gemini { .. } => Protocol::Gemini,
+            ClientApi::Chat { .. } => Wire::Chat,
+            ClientApi::Responses => Wire::Responses,
+            ClientApi::Messages => Wire::Messages,
+            ClientApi::Gemini { .. } => Wire::Generate,
         }
     }
 
@@ -48,6 +58,7 @@ impl ClientApi {
             ClientApi::Chat { include_usage } => {
                 stream::Encoder::OpenAi(openai::chat_stream::Encoder::new(include_usage))
             }
+            ClientApi::Responses => stream::Encoder::Responses(Default::default()),
             ClientApi::Messages => stream::Encoder::Anthropic(Default::default()),
             ClientApi::Gemini { framing } => {
                 stream::Encoder::Gemini(Default::default(), stream::Framer::new(framing))
@@ -75,6 +86,10 @@ pub struct Call {
     pub session_key: Option<String>,
     /// Anthropic headers an Anthropic client sent, passed on to Anthropic.
     pub anthropic_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Responses API: the stored response this request continues.
+    pub previous_response: Option<String>,
+    /// Responses API: the answer is stored upstream (record its account).
+    pub stores_response: bool,
     ir: OnceLock<Result<ir::Request, String>>,
 }
 
@@ -107,6 +122,8 @@ impl Call {
             estimated_tokens: 0,
             session_key: None,
             anthropic_headers,
+            previous_response: None,
+            stores_response: false,
             ir: OnceLock::new(),
         }
     }
@@ -116,6 +133,7 @@ impl Call {
         let decoded = self.ir.get_or_init(|| {
             let decoded = match self.api {
                 ClientApi::Chat { .. } => openai::chat::decode_request(&self.body),
+                ClientApi::Responses => openai::responses::decode_request(&self.body),
                 ClientApi::Messages => anthropic::messages::decode_request(&self.body),
                 ClientApi::Gemini { .. } => {
                     gemini::generate::decode_request(&self.body, &self.model, self.stream)
@@ -135,8 +153,8 @@ pub struct Outgoing {
     pub url: String,
     /// What is sent.
     pub body: Bytes,
-    /// The account's protocol.
-    pub upstream: Protocol,
+    /// The account's wire API.
+    pub wire: Wire,
     /// Whether the answer must be translated for the client.
     pub translated: bool,
     /// Headers beyond the account's own.
@@ -152,6 +170,16 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
         .endpoint
         .as_ref()
         .map_err(|e| ProxyError::Translate(TranslateError::Bad(e.clone())))?;
+    let wire = match endpoint.protocol {
+        // only OpenAI itself serves the Responses API; compatible servers
+        // are sent chat completions
+        Protocol::OpenAi if call.api == ClientApi::Responses && endpoint.openai_itself => {
+            Wire::Responses
+        }
+        Protocol::OpenAi => Wire::Chat,
+        Protocol::Anthropic => Wire::Messages,
+        Protocol::Gemini => Wire::Generate,
+    };
     let upstream = endpoint.protocol;
     if upstream == Protocol::Gemini && !gemini::valid_model(model) {
         return Err(ProxyError::InvalidField {
@@ -159,8 +187,7 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
             message: "is not a valid Gemini model name (letters, digits, '-', '.', '_')",
         });
     }
-    let client = call.api.protocol();
-    let translated = client != upstream;
+    let translated = call.api.wire() != wire;
     let body = if translated {
         let mut req = call.ir()?.clone();
         req.model = model.to_owned();
@@ -191,10 +218,14 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
         }
         headers.extend(call.anthropic_headers.iter().cloned());
     }
+    let url = match wire {
+        Wire::Responses => format!("{}/responses", endpoint.base_url),
+        _ => endpoint.generate_url(model, call.stream),
+    };
     Ok(Outgoing {
-        url: endpoint.generate_url(model, call.stream),
+        url,
         body,
-        upstream,
+        wire,
         translated,
         headers,
     })
@@ -228,4 +259,39 @@ fn same_protocol_body(call: &Call, protocol: Protocol, model: &str) -> Bytes {
         Some(span) => Bytes::from(json::replace_string(body, span, model)),
         None => Bytes::copy_from_slice(body),
     }
+}
+
+/// Turns a whole upstream answer of `wire` into the client's answer:
+/// the body (translated when the wire differs) and its usage.
+pub fn whole_reply(
+    wire: Wire,
+    translated: bool,
+    api: ClientApi,
+    body: Bytes,
+) -> Result<(Bytes, Option<ir::Usage>), serde_json::Error> {
+    if !translated {
+        let usage = match wire {
+            Wire::Chat => openai::usage_of(&body),
+            Wire::Responses => openai::responses::usage_of(&body),
+            Wire::Messages => serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("usage").map(anthropic::messages::decode_usage)),
+            Wire::Generate => serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("usageMetadata").map(gemini::generate::decode_usage)),
+        };
+        return Ok((body, usage));
+    }
+    let decoded = match wire {
+        Wire::Chat | Wire::Responses => openai::chat::decode_response(&body),
+        Wire::Messages => anthropic::messages::decode_response(&body),
+        Wire::Generate => gemini::generate::decode_response(&body),
+    }?;
+    let encoded = match api {
+        ClientApi::Chat { .. } => openai::chat::encode_response(&decoded),
+        ClientApi::Responses => openai::responses::encode_response(&decoded),
+        ClientApi::Messages => anthropic::messages::encode_response(&decoded),
+        ClientApi::Gemini { .. } => gemini::generate::encode_response(&decoded),
+    };
+    Ok((Bytes::from(encoded.to_string()), Some(decoded.usage)))
 }

@@ -47,7 +47,10 @@ pub async fn run(
     if !compiled.ready {
         return Err(not_ready(compiled.problems.join("; ")));
     }
-    let plan = routing::plan(route, &call.model);
+    let mut plan = routing::plan(route, &call.model);
+    if let Some(id) = &call.previous_response {
+        pin(app, &snapshot, &mut plan, id).await?;
+    }
     if plan.candidates.is_empty() {
         return Err(not_ready(format!(
             "no enabled account serves model `{}`",
@@ -88,6 +91,16 @@ pub async fn run(
                     && let Some(err) = untranslatable
                 {
                     return Err(err);
+                }
+                if call.previous_response.is_some() && last.is_none() {
+                    return Err(ProxyError::PinnedBusy {
+                        account: plan
+                            .candidates
+                            .first()
+                            .map(|c| c.account.to_string())
+                            .unwrap_or_default(),
+                        retry_after,
+                    });
                 }
                 return Err(match last {
                     Some((account, err)) if err.class() != Some(FailureClass::RateLimited) => {
@@ -148,6 +161,9 @@ pub async fn run(
                     .first_byte_seconds
                     .with_label_values(&[&account])
                     .observe(started.elapsed().as_secs_f64());
+                if call.stores_response {
+                    remember_response(app, &snapshot.namespace, &reply, &account);
+                }
                 let response = respond(app, reply, guard, started, &call).await;
                 let status = response.status();
                 app.metrics
@@ -196,6 +212,71 @@ pub async fn run(
     })
 }
 
+/// Keeps only the account that stored `id` (Responses API), or fails
+/// clearly: never sends a continuation where it would not be found.
+async fn pin(
+    app: &App,
+    snapshot: &Snapshot,
+    plan: &mut routing::Plan<'_>,
+    id: &str,
+) -> Result<(), ProxyError> {
+    let unknown = || ProxyError::UnknownResponse {
+        id: crate::ingress::bounded(id),
+    };
+    let account = match app.store.response_account(&snapshot.namespace, id).await? {
+        Some(a) => a,
+        None => {
+            // an unknown id can still be served when only one account could
+            // have stored it
+            let mut names: Vec<&str> = plan.candidates.iter().map(|c| &*c.account).collect();
+            names.dedup();
+            match names.as_slice() {
+                [one] => (*one).to_owned(),
+                _ => return Err(unknown()),
+            }
+        }
+    };
+    let keep: Vec<bool> = plan
+        .candidates
+        .iter()
+        .map(|c| *c.account == *account)
+        .collect();
+    let mut flags = keep.iter();
+    plan.candidates.retain(|_| *flags.next().unwrap_or(&false));
+    let mut flags = keep.iter();
+    plan.members.retain(|_| *flags.next().unwrap_or(&false));
+    let member = plan.members.first().ok_or_else(unknown)?;
+    if member.account.compiled.provider != llmpool_crds::Provider::Openai {
+        return Err(ProxyError::Translate(
+            crate::protocol::TranslateError::Unsupported {
+                feature: "previous_response_id (stored responses live only on OpenAI)".into(),
+                provider: member.account.compiled.provider.as_str(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Records, off the response path, which account stored a response.
+fn remember_response(app: &Arc<App>, namespace: &Arc<str>, reply: &Reply, account: &str) {
+    let id = match reply {
+        Reply::Whole { response_id, .. } => response_id.clone(),
+        Reply::Stream(c) => c.response_id.clone(),
+    };
+    let Some(id) = id else { return };
+    let (app, namespace, account) = (app.clone(), namespace.clone(), account.to_owned());
+    tokio::spawn(async move {
+        let ttl = app.settings.response_ttl;
+        if let Err(e) = app
+            .store
+            .bind_response(&namespace, &id, &account, ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a stored response's account");
+        }
+    });
+}
+
 /// Builds the client response from a good reply.
 async fn respond(
     app: &Arc<App>,
@@ -212,6 +293,7 @@ async fn respond(
             body,
             usage,
             exhausted,
+            ..
         } => {
             app.metrics
                 .upstream_seconds

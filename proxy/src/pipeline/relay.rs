@@ -13,7 +13,7 @@ use super::lease::LeaseGuard;
 use crate::app::App;
 use crate::protocol::sse::Event;
 use crate::protocol::stream as pstream;
-use crate::protocol::{Protocol, anthropic, gemini, openai};
+use crate::protocol::{Protocol, Wire, anthropic, gemini, openai};
 use crate::state::Outcome;
 
 /// Relay state, driven by `Body::from_stream`.
@@ -65,7 +65,7 @@ impl Relay {
             return Some(std::mem::take(&mut self.stream.prefix));
         }
         self.guard.as_ref()?;
-        let upstream = self.stream.upstream_protocol;
+        let upstream = self.stream.wire;
         loop {
             match timeout_at(self.stream.deadline, self.stream.upstream.next()).await {
                 Ok(Some(Ok(chunk))) => {
@@ -113,7 +113,7 @@ impl Relay {
                         }
                         _ => Bytes::from(out),
                     };
-                    if self.stream.done && upstream != Protocol::Gemini {
+                    if self.stream.done && upstream != Wire::Generate {
                         // the end of the answer: account for it before the
                         // client can see the end and send its next turn
                         let closing = self.close_stream();
@@ -186,7 +186,16 @@ impl Relay {
         // drop any partial event so the error event parses on its own
         self.stream.held.clear();
         let mut out = Vec::new();
+        if let Mode::Translate(t) = &mut self.stream.mode
+            && let pstream::Encoder::Responses(e) = &mut t.encoder
+        {
+            e.error(message, &mut out);
+            return Bytes::from(out);
+        }
         match self.client {
+            Protocol::OpenAi if self.stream.wire == Wire::Responses => {
+                out = openai::responses::stream_error_event(message);
+            }
             Protocol::OpenAi => out = openai::stream_error_event(message),
             Protocol::Anthropic => out = anthropic::stream_error_event(message),
             Protocol::Gemini => {

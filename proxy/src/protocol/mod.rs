@@ -48,6 +48,31 @@ impl Protocol {
     }
 }
 
+/// A generation API on the wire: what a client calls, and what an account
+/// is called with. Same wire on both ends means byte pass-through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// OpenAI chat completions.
+    Chat,
+    /// OpenAI Responses.
+    Responses,
+    /// Anthropic messages.
+    Messages,
+    /// Gemini generateContent.
+    Generate,
+}
+
+impl Wire {
+    /// The protocol family (error shapes, signature origins, decoders).
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Wire::Chat | Wire::Responses => Protocol::OpenAi,
+            Wire::Messages => Protocol::Anthropic,
+            Wire::Generate => Protocol::Gemini,
+        }
+    }
+}
+
 /// Why a request could not be translated for an account.
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {

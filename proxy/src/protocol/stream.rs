@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::ir::{Event as IrEvent, Usage};
 use super::sse::Event;
-use super::{Protocol, anthropic, gemini, openai};
+use super::{Protocol, Wire, anthropic, gemini, openai};
 
 /// How a stream event bears on the retry decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,36 +33,51 @@ pub enum StreamError {
     Upstream(String),
 }
 
-/// Classifies an upstream event of `protocol` for the retry decision.
-pub fn classify(protocol: Protocol, event: &Event) -> ChunkKind {
-    match protocol {
-        Protocol::OpenAi => openai::classify_chunk(&event.data),
-        Protocol::Anthropic => anthropic::classify(event),
-        Protocol::Gemini => gemini::classify(event),
+/// Classifies an upstream event of `wire` for the retry decision.
+pub fn classify(wire: Wire, event: &Event) -> ChunkKind {
+    match wire {
+        Wire::Chat => openai::classify_chunk(&event.data),
+        Wire::Responses => openai::responses::classify(event),
+        Wire::Messages => anthropic::classify(event),
+        Wire::Generate => gemini::classify(event),
     }
 }
 
-/// Updates `usage` from an upstream event of `protocol` (pass-through path).
-pub fn read_usage(protocol: Protocol, event: &Event, usage: &mut Option<Usage>) {
-    match protocol {
-        Protocol::OpenAi => {
+/// Updates `usage` from an upstream event of `wire` (pass-through path).
+pub fn read_usage(wire: Wire, event: &Event, usage: &mut Option<Usage>) {
+    match wire {
+        Wire::Chat => {
             if event.data.contains("\"usage\"")
                 && let Some(u) = openai::usage_of(event.data.as_bytes())
             {
                 *usage = Some(u);
             }
         }
-        Protocol::Anthropic => anthropic::merge_usage(event, usage),
-        Protocol::Gemini => gemini::read_usage(event, usage),
+        Wire::Responses => {
+            if event
+                .event
+                .as_deref()
+                .is_some_and(|e| e == "response.completed" || e == "response.incomplete")
+                && let Some(u) = openai::responses::usage_of(event.data.as_bytes())
+            {
+                *usage = Some(u);
+            }
+        }
+        Wire::Messages => anthropic::merge_usage(event, usage),
+        Wire::Generate => gemini::read_usage(event, usage),
     }
 }
 
-/// Whether an upstream event of `protocol` completes the answer.
-pub fn is_done(protocol: Protocol, event: &Event) -> bool {
-    match protocol {
-        Protocol::OpenAi => event.data == "[DONE]",
-        Protocol::Anthropic => event.event.as_deref() == Some("message_stop"),
-        Protocol::Gemini => gemini::is_last(event),
+/// Whether an upstream event of `wire` completes the answer.
+pub fn is_done(wire: Wire, event: &Event) -> bool {
+    match wire {
+        Wire::Chat => event.data == "[DONE]",
+        Wire::Responses => matches!(
+            event.event.as_deref(),
+            Some("response.completed" | "response.incomplete")
+        ),
+        Wire::Messages => event.event.as_deref() == Some("message_stop"),
+        Wire::Generate => gemini::is_last(event),
     }
 }
 
@@ -129,6 +144,8 @@ pub enum Encoder {
     Anthropic(anthropic::stream::Encoder),
     /// Gemini chunks, framed as asked.
     Gemini(gemini::stream::Encoder, Framer),
+    /// OpenAI Responses events.
+    Responses(Box<openai::responses::Encoder>),
 }
 
 impl Encoder {
@@ -137,6 +154,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.event(event, out),
             Encoder::Anthropic(e) => e.event(event, out),
+            Encoder::Responses(e) => e.event(event, out),
             Encoder::Gemini(e, framer) => {
                 let mut chunks = Vec::new();
                 e.event(event, &mut chunks);
@@ -152,6 +170,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.end(out),
             Encoder::Anthropic(e) => e.end(out),
+            Encoder::Responses(e) => e.end(out),
             Encoder::Gemini(e, framer) => {
                 let mut chunks = Vec::new();
                 e.end(&mut chunks);

@@ -80,6 +80,16 @@ impl Conn {
         }
     }
 
+    pub(crate) async fn command<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
     async fn query<T: redis::FromRedisValue>(
         &mut self,
         cmd: &redis::Pipeline,

@@ -150,15 +150,31 @@ impl RedisStore {
         invocation: redis::ScriptInvocation<'_>,
     ) -> Option<T> {
         let mut conn = self.usable()?;
-        let result =
-            match tokio::time::timeout(self.call_timeout, conn.invoke::<T>(&invocation)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
-                    "no answer within {} ms",
-                    self.call_timeout.as_millis()
-                )),
-            };
+        self.guarded(async move { conn.invoke::<T>(&invocation).await })
+            .await
+    }
+
+    /// Runs one plain command under the per-call limit.
+    async fn command<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Option<T> {
+        let mut conn = self.usable()?;
+        self.guarded(async move { conn.command::<T>(&cmd).await })
+            .await
+    }
+
+    /// Waits for one Redis answer under the per-call limit and records
+    /// whether Redis answered.
+    async fn guarded<T>(
+        &self,
+        answer: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        let result = match tokio::time::timeout(self.call_timeout, answer).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.call_timeout.as_millis()
+            )),
+        };
         match result {
             Ok(v) => {
                 self.health.mark(Ok(()));
@@ -347,6 +363,41 @@ impl StateStore for RedisStore {
                 })
                 .collect()),
             None => self.local.view(namespace, accounts).await,
+        }
+    }
+
+    async fn bind_response(
+        &self,
+        namespace: &str,
+        response_id: &str,
+        account: &str,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("{}resp:{response_id}", prefix(namespace)))
+            .arg(account)
+            .arg("PX")
+            .arg(super::ms(ttl).max(1));
+        if self.command::<()>(cmd).await.is_none() {
+            // Redis is away: keep it locally so this replica still knows
+            return self
+                .local
+                .bind_response(namespace, response_id, account, ttl)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn response_account(
+        &self,
+        namespace: &str,
+        response_id: &str,
+    ) -> Result<Option<String>, StateError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(format!("{}resp:{response_id}", prefix(namespace)));
+        match self.command::<Option<String>>(cmd).await {
+            Some(Some(account)) => Ok(Some(account)),
+            _ => self.local.response_account(namespace, response_id).await,
         }
     }
 

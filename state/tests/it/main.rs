@@ -73,4 +73,5 @@ for_both_stores!(
     token_windows_reserve_then_reconcile_with_real_usage,
     consecutive_failures_open_the_circuit_and_one_probe_closes_it,
     a_session_is_bound_when_admitted_so_the_next_turn_cannot_race,
+    stored_responses_are_found_on_their_account_until_they_expire,
 );

@@ -403,3 +403,38 @@ pub async fn a_session_is_bound_when_admitted_so_the_next_turn_cannot_race(
         "the session stays on a"
     );
 }
+
+pub async fn stored_responses_are_found_on_their_account_until_they_expire(
+    store: &dyn StateStore,
+    clock: &Clock,
+) {
+    let ttl = Duration::from_millis(300);
+    store.bind_response("ns", "resp_1", "a", ttl).await.unwrap();
+    store.bind_response("ns", "resp_2", "b", ttl).await.unwrap();
+    assert_eq!(
+        store
+            .response_account("ns", "resp_1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store
+            .response_account("ns", "resp_2")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        store.response_account("other", "resp_1").await.unwrap(),
+        None,
+        "namespaces are apart"
+    );
+    assert_eq!(store.response_account("ns", "resp_3").await.unwrap(), None);
+    // expiry: the manual clock for memory, real time for Redis's own TTL
+    clock.advance_ms(400);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.response_account("ns", "resp_1").await.unwrap(), None);
+}

@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod chat_stream;
+pub mod responses;
 
 use std::borrow::Cow;
 
