@@ -58,6 +58,14 @@ for model, label in pairs:
                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "sunny"}]}]
     final = ask(model, history, True, tools=tools, thinking=thinking)
     assert text_of(final) == f"mock reply from {label} after tools: sunny", (where, final)
+    # token counts: the upstream's counter (characters in the mock), or
+    # the local o200k_base estimate on OpenAI accounts
+    n = client.messages.count_tokens(model=model, system="Be brief.",
+                                     messages=[{"role": "user", "content": "hello"}]).input_tokens
+    if label in ("an", "ge"):
+        assert n == len("hello") + len("Be brief."), (where, n)
+    else:
+        assert 0 < n < 30, (where, n)
     print(f"{where} ok")
 
 try:

@@ -63,6 +63,22 @@ for model, label in pairs:
                 name="get_weather", id=calls[0].id, response={"result": "sunny"}))])
         text, _, _, _ = ask(model, [question, content, answer], streamed, tool_config)
         assert text == f"mock reply from {label} after tools: sunny", (where, streamed, text)
+    n = client.models.count_tokens(model=model, contents="hello").total_tokens
+    if label in ("an", "ge"):
+        assert n == len("hello"), (where, n)
+    else:
+        assert 0 < n < 20, (where, n)
+    if label == "an":
+        try:
+            client.models.embed_content(model=model, contents=["hi"])
+            raise AssertionError(f"{where}: embeddings on anthropic accepted")
+        except errors.ClientError as e:
+            assert e.code == 400 and "embeddings" in str(e.message), (where, e.message)
+    else:
+        r = client.models.embed_content(model=model, contents=["hi", "hello"])
+        assert [list(x.values) for x in r.embeddings] == [[2.0, 1.0, -1.0], [5.0, 1.0, -1.0]], (where, r)
+        one = client.models.embed_content(model=model, contents="abc")
+        assert list(one.embeddings[0].values) == [3.0, 1.0, -1.0], (where, one)
     print(f"{where} ok")
 
 try:

@@ -82,6 +82,19 @@ for model, label in pairs:
         else:
             text = client.chat.completions.create(model=model, messages=history, tools=tools).choices[0].message.content
         assert text == f"mock reply from {label} after tools: sunny", (where, streamed, text)
+    # embeddings: the SDK asks for base64 by default and decodes it
+    if label == "an":
+        try:
+            client.embeddings.create(model=model, input="hi")
+            raise AssertionError(f"{where}: embeddings on anthropic accepted")
+        except openai.BadRequestError as e:
+            assert "embeddings" in str(e.message) and "anthropic" in str(e.message), (where, e.message)
+    else:
+        e = client.embeddings.create(model=model, input=["hi", "hello"])
+        assert [d.embedding for d in e.data] == [[2.0, 1.0, -1.0], [5.0, 1.0, -1.0]], (where, e.data)
+        assert e.usage.prompt_tokens > 0, (where, e.usage)
+        floats = client.embeddings.create(model=model, input="abc", encoding_format="float")
+        assert floats.data[0].embedding == [3.0, 1.0, -1.0], (where, floats)
     print(f"{where} ok")
 
 print("openai matrix: all checks passed")

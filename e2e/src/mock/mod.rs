@@ -6,6 +6,7 @@
 
 mod anthropic;
 pub mod behaviour;
+mod extra;
 mod gemini;
 mod openai;
 pub mod reply;

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use super::behaviour::{Behaviour, Fault};
 use super::reply::{self, Plan};
-use super::{InFlight, Stats, anthropic, gemini, openai, responses};
+use super::{InFlight, Stats, anthropic, extra, gemini, openai, responses};
 
 /// The wire format of one request.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub async fn serve(listener: TcpListener, stats: Arc<Stats>) {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/responses", post(responses_api))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1beta/models/{action}", post(generate))
         .route("/v1/models", get(models))
         .route("/_mock/stats", get(stats_json))
@@ -105,6 +107,69 @@ async fn responses_api(
     serve_one(stats, kill, Wire::Responses, key, None, body).await
 }
 
+/// Counts an arrival and answers a scripted error, or runs `answer`.
+fn auxiliary(
+    stats: &Stats,
+    key: &str,
+    model: Option<String>,
+    body: &[u8],
+    answer: impl FnOnce(&Value) -> Result<Value, String>,
+    invalid: fn(&str) -> Value,
+    error: impl FnOnce(&Behaviour) -> Value,
+) -> Response {
+    let script = Behaviour::from_key(key);
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let model = model.or_else(|| request["model"].as_str().map(str::to_owned));
+    let n = stats.arrive(key, &script.label, model);
+    stats.record_body(&script.label, &request);
+    stats.leave(&script.label);
+    let b = script.for_request(n);
+    if b.status != 200 {
+        let status = StatusCode::from_u16(b.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, axum::Json(error(&b))).into_response();
+    }
+    match answer(&request) {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(message) => (StatusCode::BAD_REQUEST, axum::Json(invalid(&message))).into_response(),
+    }
+}
+
+fn openai_invalid(message: &str) -> Value {
+    json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
+}
+
+async fn embeddings(State(stats): State<Arc<Stats>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = header_key(&headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    auxiliary(
+        &stats,
+        &key,
+        None,
+        &body,
+        extra::openai_embeddings,
+        openai_invalid,
+        |b| openai::error(b.status, b.code.as_deref()),
+    )
+}
+
+async fn count_tokens(
+    State(stats): State<Arc<Stats>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = header_key(&headers, "x-api-key").unwrap_or_else(|| "anonymous".to_owned());
+    auxiliary(
+        &stats,
+        &key,
+        None,
+        &body,
+        |r| Ok(extra::anthropic_count(r)),
+        anthropic::invalid,
+        |b| anthropic::error(b.status),
+    )
+}
+
 async fn messages(
     State(stats): State<Arc<Stats>>,
     Extension(kill): Extension<Kill>,
@@ -140,6 +205,34 @@ async fn generate(
         )
             .into_response();
     };
+    let gemini_error = |b: &Behaviour| gemini::error(b.status, b.retry_after.as_deref(), false);
+    match verb {
+        "embedContent" | "batchEmbedContents" => {
+            let batch = verb == "batchEmbedContents";
+            let model = model.to_owned();
+            return auxiliary(
+                &stats,
+                &key,
+                Some(model.clone()),
+                &body,
+                |r| extra::gemini_embeddings(r, &model, batch),
+                gemini::invalid,
+                gemini_error,
+            );
+        }
+        "countTokens" => {
+            return auxiliary(
+                &stats,
+                &key,
+                Some(model.to_owned()),
+                &body,
+                |r| Ok(extra::gemini_count(r)),
+                gemini::invalid,
+                gemini_error,
+            );
+        }
+        _ => {}
+    }
     let stream = match verb {
         "generateContent" => false,
         "streamGenerateContent" if query.get("alt").map(String::as_str) == Some("sse") => true,

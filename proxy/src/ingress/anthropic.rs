@@ -63,3 +63,37 @@ async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respon
     call.session_key = session;
     pipeline::run(app, snapshot, call).await
 }
+
+/// `POST /v1/messages/count_tokens`.
+pub async fn count_tokens(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    match count(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => reject(&app, error, Protocol::Anthropic),
+    }
+}
+
+async fn count(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
+    auth::check(&app.settings.client_keys, headers, None)?;
+    if !app.loaded() {
+        return Err(ProxyError::NotLoaded);
+    }
+    let bytes = body::read(body, app.settings.max_body_bytes).await?;
+    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
+    if view.model.trim().is_empty() {
+        return Err(ProxyError::InvalidField {
+            field: "model",
+            message: "must name a model",
+        });
+    }
+    let snapshot = app.snapshots.load();
+    let mut call = Call::new(
+        ClientApi::CountTokens,
+        bytes.clone(),
+        view.model.to_string(),
+        false,
+        headers,
+    );
+    call.model_span = top.value_span(&bytes, "model");
+    pipeline::run(app, snapshot, call).await
+}

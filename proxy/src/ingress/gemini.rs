@@ -49,17 +49,26 @@ async fn serve(
             path: format!("models/{}", super::bounded(segment)),
         });
     };
-    if action == Action::CountTokens {
-        return Err(ProxyError::UnknownEndpoint {
-            method: "POST".into(),
-            path: format!("models/{}:countTokens", super::bounded(model)),
-        });
-    }
     if !app.loaded() {
         return Err(ProxyError::NotLoaded);
     }
     let bytes = body::read(body, app.settings.max_body_bytes).await?;
     json::scan(&bytes, app.settings.max_json_depth)?;
+    let snapshot = app.snapshots.load();
+    let api = match action {
+        Action::Embed => Some(ClientApi::GeminiEmbed { batch: false }),
+        Action::BatchEmbed => Some(ClientApi::GeminiEmbed { batch: true }),
+        Action::CountTokens => Some(ClientApi::GeminiCount),
+        Action::Generate | Action::Stream => None,
+    };
+    if let Some(api) = api {
+        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(ProxyError::InvalidBody)?;
+        let mut call = Call::new(api, bytes.clone(), model.to_owned(), false, headers);
+        if let ClientApi::GeminiEmbed { .. } = api {
+            call.estimated_tokens = (bytes.len() as u64) / 4;
+        }
+        return pipeline::run(app, snapshot, call).await;
+    }
     let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     if view.contents.is_empty() {
         return Err(ProxyError::InvalidField {
@@ -73,7 +82,6 @@ async fn serve(
     } else {
         GeminiFraming::Array
     };
-    let snapshot = app.snapshots.load();
     let session = session_key(&snapshot, model, headers, || view.session_key());
     let mut call = Call::new(
         ClientApi::Gemini { framing },

@@ -32,6 +32,14 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/chat/completions",
             post(openai::chat_completions).fallback(not_found),
         )
+        .route(
+            "/v1/embeddings",
+            post(openai::embeddings).fallback(not_found),
+        )
+        .route(
+            "/v1/messages/count_tokens",
+            post(anthropic::count_tokens).fallback(not_found),
+        )
         .route("/v1/responses", post(responses::create).fallback(not_found))
         .route(
             "/v1/messages",

@@ -70,3 +70,66 @@ async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respons
     call.session_key = session;
     pipeline::run(app, snapshot, call).await
 }
+
+/// What the gateway reads of an embeddings request.
+#[derive(serde::Deserialize)]
+struct EmbeddingsView<'a> {
+    #[serde(borrow)]
+    model: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    input: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    encoding_format: Option<String>,
+}
+
+/// `POST /v1/embeddings`.
+pub async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    match embed(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => reject(&app, error, Protocol::OpenAi),
+    }
+}
+
+async fn embed(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
+    auth::check(&app.settings.client_keys, headers, None)?;
+    if !app.loaded() {
+        return Err(ProxyError::NotLoaded);
+    }
+    let bytes = body::read(body, app.settings.max_body_bytes).await?;
+    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let view: EmbeddingsView<'_> =
+        serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
+    if view.model.trim().is_empty() {
+        return Err(ProxyError::InvalidField {
+            field: "model",
+            message: "must name a model",
+        });
+    }
+    if matches!(view.input.get(), "\"\"" | "[]") {
+        return Err(ProxyError::InvalidField {
+            field: "input",
+            message: "must not be empty",
+        });
+    }
+    let base64 = match view.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(ProxyError::InvalidField {
+                field: "encoding_format",
+                message: "must be float or base64",
+            });
+        }
+    };
+    let snapshot = app.snapshots.load();
+    let mut call = Call::new(
+        ClientApi::Embeddings { base64 },
+        bytes.clone(),
+        view.model.to_string(),
+        false,
+        headers,
+    );
+    call.model_span = top.value_span(&bytes, "model");
+    call.estimated_tokens = (bytes.len() as u64) / 4;
+    pipeline::run(app, snapshot, call).await
+}

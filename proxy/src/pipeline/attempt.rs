@@ -92,11 +92,22 @@ pub async fn send(
     stream: bool,
     retry: &RetryPolicy,
     max_response: usize,
+    estimate: u64,
 ) -> Result<Reply, AttemptError> {
     let client = member
         .client
         .as_ref()
         .map_err(|e| AttemptError::Unusable(e.clone()))?;
+    if let Some(body) = out.local {
+        return Ok(Reply::Whole {
+            status: StatusCode::OK,
+            content_type: None,
+            usage: None,
+            body,
+            exhausted: None,
+            response_id: None,
+        });
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_millis(retry.per_try_timeout_ms);
     let first_byte = deadline.min(started + Duration::from_millis(retry.first_byte_timeout_ms));
@@ -104,13 +115,13 @@ pub async fn send(
     let mut request = client
         .post(&out.url)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(out.body);
+        .body(out.body.clone());
     if let Ok(endpoint) = &member.account.endpoint {
         for (name, value) in &endpoint.headers {
             request = request.header(name, value);
         }
     }
-    for (name, value) in out.headers {
+    for (name, value) in &out.headers {
         request = request.header(name, value);
     }
     let wire = out.wire;
@@ -140,8 +151,8 @@ pub async fn send(
         let response_id = (wire == Wire::Responses)
             .then(|| openai::responses::id_of(&body))
             .flatten();
-        let (body, usage) = call::whole_reply(wire, out.translated, api, body)
-            .map_err(|_| AttemptError::Malformed)?;
+        let (body, usage) =
+            call::whole_reply(&out, api, body, estimate).map_err(|_| AttemptError::Malformed)?;
         return Ok(Reply::Whole {
             status,
             content_type: if out.translated {

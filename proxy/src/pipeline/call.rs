@@ -13,7 +13,8 @@ use crate::error::ProxyError;
 use crate::protocol::openai::chat::Dialect;
 use crate::protocol::stream::{self, GeminiFraming};
 use crate::protocol::{
-    Protocol, TranslateError, Wire, anthropic, gemini, ir, json, openai, signature,
+    Protocol, TranslateError, Wire, anthropic, count, embeddings, gemini, ir, json, openai,
+    signature,
 };
 use crate::snapshot::Member;
 
@@ -34,21 +35,44 @@ pub enum ClientApi {
         /// How a stream is framed for the client.
         framing: GeminiFraming,
     },
+    /// OpenAI embeddings.
+    Embeddings {
+        /// `encoding_format: base64`.
+        base64: bool,
+    },
+    /// Gemini `:embedContent` / `:batchEmbedContents`.
+    GeminiEmbed {
+        /// `:batchEmbedContents`.
+        batch: bool,
+    },
+    /// Anthropic `/v1/messages/count_tokens`.
+    CountTokens,
+    /// Gemini `:countTokens`.
+    GeminiCount,
 }
 
 impl ClientApi {
     /// The client's protocol family.
     pub fn protocol(self) -> Protocol {
-        self.wire().protocol()
+        match self {
+            ClientApi::Chat { .. } | ClientApi::Responses | ClientApi::Embeddings { .. } => {
+                Protocol::OpenAi
+            }
+            ClientApi::Messages | ClientApi::CountTokens => Protocol::Anthropic,
+            ClientApi::Gemini { .. } | ClientApi::GeminiEmbed { .. } | ClientApi::GeminiCount => {
+                Protocol::Gemini
+            }
+        }
     }
 
-    /// The client's wire API.
-    pub fn wire(self) -> Wire {
+    /// The client's generation wire API (None for embeddings and counts).
+    pub fn wire(self) -> Option<Wire> {
         match self {
-            ClientApi::Chat { .. } => Wire::Chat,
-            ClientApi::Responses => Wire::Responses,
-            ClientApi::Messages => Wire::Messages,
-            ClientApi::Gemini { .. } => Wire::Generate,
+            ClientApi::Chat { .. } => Some(Wire::Chat),
+            ClientApi::Responses => Some(Wire::Responses),
+            ClientApi::Messages => Some(Wire::Messages),
+            ClientApi::Gemini { .. } => Some(Wire::Generate),
+            _ => None,
         }
     }
 
@@ -63,6 +87,8 @@ impl ClientApi {
             ClientApi::Gemini { framing } => {
                 stream::Encoder::Gemini(Default::default(), stream::Framer::new(framing))
             }
+            // never streamed: the ingress refuses stream for these
+            _ => stream::Encoder::OpenAi(openai::chat_stream::Encoder::new(false)),
         }
     }
 }
@@ -134,10 +160,17 @@ impl Call {
             let decoded = match self.api {
                 ClientApi::Chat { .. } => openai::chat::decode_request(&self.body),
                 ClientApi::Responses => openai::responses::decode_request(&self.body),
-                ClientApi::Messages => anthropic::messages::decode_request(&self.body),
+                ClientApi::Messages | ClientApi::CountTokens => {
+                    anthropic::messages::decode_request(&self.body)
+                }
                 ClientApi::Gemini { .. } => {
                     gemini::generate::decode_request(&self.body, &self.model, self.stream)
                 }
+                ClientApi::GeminiCount => count::unwrap_gemini(&self.body)
+                    .and_then(|inner| gemini::generate::decode_request(&inner, &self.model, false)),
+                ClientApi::Embeddings { .. } | ClientApi::GeminiEmbed { .. } => Err(
+                    TranslateError::Bad("embeddings have no generation form".into()),
+                ),
             };
             decoded.map_err(|e| e.to_string())
         });
@@ -159,6 +192,41 @@ pub struct Outgoing {
     pub translated: bool,
     /// Headers beyond the account's own.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How the whole answer becomes the client's.
+    pub convert: Convert,
+    /// An answer made here, without calling the upstream (token counts for
+    /// accounts whose provider has no counter).
+    pub local: Option<Bytes>,
+}
+
+/// How a whole upstream answer becomes the client's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Convert {
+    /// Generation: the same bytes, or translated when the wires differ.
+    Generate,
+    /// Embeddings for an OpenAI client, from an upstream of `from`.
+    OpenAiEmbeddings {
+        /// Upstream protocol.
+        from: Protocol,
+        /// The client asked for base64.
+        base64: bool,
+        /// The model named in the answer.
+        model: String,
+    },
+    /// Embeddings for a Gemini client, from an upstream of `from`.
+    GeminiEmbeddings {
+        /// Upstream protocol.
+        from: Protocol,
+        /// One or a batch.
+        batch: bool,
+    },
+    /// A token count in the client's protocol (same shape: untouched).
+    Count {
+        /// The client's protocol.
+        to: Protocol,
+        /// The upstream's protocol.
+        from: Protocol,
+    },
 }
 
 const ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
@@ -170,6 +238,15 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
         .endpoint
         .as_ref()
         .map_err(|e| ProxyError::Translate(TranslateError::Bad(e.clone())))?;
+    match call.api {
+        ClientApi::Embeddings { .. } | ClientApi::GeminiEmbed { .. } => {
+            return embed_outgoing(call, endpoint, model);
+        }
+        ClientApi::CountTokens | ClientApi::GeminiCount => {
+            return count_outgoing(call, endpoint, model);
+        }
+        _ => {}
+    }
     let wire = match endpoint.protocol {
         // only OpenAI itself serves the Responses API; compatible servers
         // are sent chat completions
@@ -187,7 +264,7 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
             message: "is not a valid Gemini model name (letters, digits, '-', '.', '_')",
         });
     }
-    let translated = call.api.wire() != wire;
+    let translated = call.api.wire() != Some(wire);
     let body = if translated {
         let mut req = call.ir()?.clone();
         req.model = model.to_owned();
@@ -228,7 +305,166 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
         wire,
         translated,
         headers,
+        convert: Convert::Generate,
+        local: None,
     })
+}
+
+fn to_bytes(v: &serde_json::Value) -> Result<Bytes, ProxyError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(ProxyError::InvalidBody)
+}
+
+/// An embeddings request for an account: OpenAI's `/embeddings` or Gemini's
+/// `:batchEmbedContents` (`:embedContent` for a Gemini client's single one).
+fn embed_outgoing(
+    call: &Call,
+    endpoint: &crate::upstream::Endpoint,
+    model: &str,
+) -> Result<Outgoing, ProxyError> {
+    let upstream = endpoint.protocol;
+    let (url, body, convert) = match (call.api, upstream) {
+        (_, Protocol::Anthropic) => {
+            return Err(TranslateError::unsupported("embeddings", Protocol::Anthropic).into());
+        }
+        (ClientApi::Embeddings { base64 }, Protocol::OpenAi) => (
+            format!("{}/embeddings", endpoint.base_url),
+            same_protocol_body(call, Protocol::OpenAi, model),
+            Convert::OpenAiEmbeddings {
+                from: Protocol::OpenAi,
+                base64,
+                model: model.to_owned(),
+            },
+        ),
+        (ClientApi::Embeddings { base64 }, Protocol::Gemini) => {
+            let req = embeddings::decode_openai(&call.body)?;
+            (
+                format!(
+                    "{}/v1beta/models/{model}:batchEmbedContents",
+                    endpoint.base_url
+                ),
+                to_bytes(&embeddings::encode_gemini(&req, model))?,
+                Convert::OpenAiEmbeddings {
+                    from: Protocol::Gemini,
+                    base64,
+                    model: model.to_owned(),
+                },
+            )
+        }
+        (ClientApi::GeminiEmbed { batch }, Protocol::Gemini) => {
+            let action = if batch {
+                "batchEmbedContents"
+            } else {
+                "embedContent"
+            };
+            let body = match batch {
+                true => embeddings::retarget_gemini_batch(&call.body, model)
+                    .map(Bytes::from)
+                    .unwrap_or_else(|| call.body.clone()),
+                false => call.body.clone(),
+            };
+            (
+                format!("{}/v1beta/models/{model}:{action}", endpoint.base_url),
+                body,
+                Convert::GeminiEmbeddings {
+                    from: Protocol::Gemini,
+                    batch,
+                },
+            )
+        }
+        (ClientApi::GeminiEmbed { batch }, _) => {
+            let req = embeddings::decode_gemini(&call.body, batch)?;
+            (
+                format!("{}/embeddings", endpoint.base_url),
+                to_bytes(&embeddings::encode_openai(&req, model))?,
+                Convert::GeminiEmbeddings {
+                    from: Protocol::OpenAi,
+                    batch,
+                },
+            )
+        }
+        _ => return Err(TranslateError::Bad("not an embeddings request".into()).into()),
+    };
+    if upstream == Protocol::Gemini && !gemini::valid_model(model) {
+        return Err(ProxyError::InvalidField {
+            field: "model",
+            message: "is not a valid Gemini model name (letters, digits, '-', '.', '_')",
+        });
+    }
+    Ok(Outgoing {
+        url,
+        body,
+        wire: Wire::Chat,
+        translated: true,
+        headers: Vec::new(),
+        convert,
+        local: None,
+    })
+}
+
+/// A token-count request for an account: its own counter (translated
+/// between Anthropic and Gemini), or a local estimate for OpenAI accounts.
+fn count_outgoing(
+    call: &Call,
+    endpoint: &crate::upstream::Endpoint,
+    model: &str,
+) -> Result<Outgoing, ProxyError> {
+    let client = call.api.protocol();
+    let upstream = endpoint.protocol;
+    let convert = Convert::Count {
+        to: client,
+        from: upstream,
+    };
+    let mut out = Outgoing {
+        url: String::new(),
+        body: Bytes::new(),
+        wire: Wire::Chat,
+        translated: client != upstream,
+        headers: Vec::new(),
+        convert,
+        local: None,
+    };
+    match upstream {
+        Protocol::OpenAi => {
+            let n = count::estimate(call.ir()?);
+            let answer = match client {
+                Protocol::Gemini => count::gemini_answer(n),
+                _ => count::anthropic_answer(n),
+            };
+            out.local = Some(to_bytes(&answer)?);
+        }
+        Protocol::Anthropic => {
+            out.url = format!("{}/v1/messages/count_tokens", endpoint.base_url);
+            out.body = if client == Protocol::Anthropic {
+                same_protocol_body(call, Protocol::Anthropic, model)
+            } else {
+                to_bytes(&count::encode_anthropic(call.ir()?, model)?)?
+            };
+            if call.anthropic_headers.is_empty() {
+                out.headers.push((
+                    HeaderName::from_static("anthropic-version"),
+                    ANTHROPIC_VERSION,
+                ));
+            }
+            out.headers.extend(call.anthropic_headers.iter().cloned());
+        }
+        Protocol::Gemini => {
+            if !gemini::valid_model(model) {
+                return Err(ProxyError::InvalidField {
+                    field: "model",
+                    message: "is not a valid Gemini model name (letters, digits, '-', '.', '_')",
+                });
+            }
+            out.url = format!("{}/v1beta/models/{model}:countTokens", endpoint.base_url);
+            out.body = if client == Protocol::Gemini {
+                call.body.clone()
+            } else {
+                to_bytes(&count::encode_gemini(call.ir()?, model)?)?
+            };
+        }
+    }
+    Ok(out)
 }
 
 /// The client's bytes for an account of its own protocol: cleaned of other
@@ -261,14 +497,67 @@ fn same_protocol_body(call: &Call, protocol: Protocol, model: &str) -> Bytes {
     }
 }
 
-/// Turns a whole upstream answer of `wire` into the client's answer:
-/// the body (translated when the wire differs) and its usage.
+/// Turns a whole upstream answer into the client's answer: the body
+/// (translated when the APIs differ) and its usage.
 pub fn whole_reply(
-    wire: Wire,
-    translated: bool,
+    out: &Outgoing,
     api: ClientApi,
     body: Bytes,
+    estimate: u64,
 ) -> Result<(Bytes, Option<ir::Usage>), serde_json::Error> {
+    let malformed = || serde_json::Error::io(std::io::Error::other("malformed upstream answer"));
+    match &out.convert {
+        Convert::Generate => {}
+        Convert::OpenAiEmbeddings {
+            from,
+            base64,
+            model,
+        } => {
+            let e = match from {
+                Protocol::Gemini => embeddings::decode_gemini_response(&body),
+                _ => embeddings::decode_openai_response(&body),
+            }
+            .ok_or_else(malformed)?;
+            let v = embeddings::encode_openai_response(&e, model, *base64, estimate);
+            let usage = v
+                .pointer("/usage/prompt_tokens")
+                .and_then(serde_json::Value::as_u64);
+            return Ok((
+                Bytes::from(v.to_string()),
+                usage.map(|n| ir::Usage {
+                    input: n,
+                    ..ir::Usage::default()
+                }),
+            ));
+        }
+        Convert::GeminiEmbeddings { from, batch } => {
+            if *from == Protocol::Gemini {
+                return Ok((body, None));
+            }
+            let e = embeddings::decode_openai_response(&body).ok_or_else(malformed)?;
+            let tokens = e.tokens;
+            let v = embeddings::encode_gemini_response(&e, *batch);
+            return Ok((
+                Bytes::from(v.to_string()),
+                tokens.map(|n| ir::Usage {
+                    input: n,
+                    ..ir::Usage::default()
+                }),
+            ));
+        }
+        Convert::Count { to, from } => {
+            if to == from {
+                return Ok((body, Some(ir::Usage::default())));
+            }
+            let n = count::read_count(&body).ok_or_else(malformed)?;
+            let v = match to {
+                Protocol::Gemini => count::gemini_answer(n),
+                _ => count::anthropic_answer(n),
+            };
+            return Ok((Bytes::from(v.to_string()), Some(ir::Usage::default())));
+        }
+    }
+    let (wire, translated) = (out.wire, out.translated);
     if !translated {
         let usage = match wire {
             Wire::Chat => openai::usage_of(&body),
@@ -292,6 +581,7 @@ pub fn whole_reply(
         ClientApi::Responses => openai::responses::encode_response(&decoded),
         ClientApi::Messages => anthropic::messages::encode_response(&decoded),
         ClientApi::Gemini { .. } => gemini::generate::encode_response(&decoded),
+        _ => return Err(malformed()),
     };
     Ok((Bytes::from(encoded.to_string()), Some(decoded.usage)))
 }

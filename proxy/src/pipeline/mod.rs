@@ -149,6 +149,7 @@ pub async fn run(
             call.stream,
             retry,
             app.settings.max_response_bytes,
+            call.estimated_tokens,
         )
         .await
         {

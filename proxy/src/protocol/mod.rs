@@ -5,6 +5,8 @@
 //! and encodes out of it, for requests, whole responses and stream events.
 
 pub mod anthropic;
+pub mod count;
+pub mod embeddings;
 pub mod gemini;
 pub mod ir;
 pub mod json;

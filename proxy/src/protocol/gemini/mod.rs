@@ -23,6 +23,10 @@ pub enum Action {
     Stream,
     /// `:countTokens`.
     CountTokens,
+    /// `:embedContent`.
+    Embed,
+    /// `:batchEmbedContents`.
+    BatchEmbed,
 }
 
 /// Splits `gemini-2.5-flash:generateContent` into model and action.
@@ -32,6 +36,8 @@ pub fn parse_action(segment: &str) -> Option<(&str, Action)> {
         "generateContent" => Action::Generate,
         "streamGenerateContent" => Action::Stream,
         "countTokens" => Action::CountTokens,
+        "embedContent" => Action::Embed,
+        "batchEmbedContents" => Action::BatchEmbed,
         _ => return None,
     };
     Some((model.strip_prefix("models/").unwrap_or(model), action))
