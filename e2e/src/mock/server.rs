@@ -383,9 +383,22 @@ async fn serve_one(
     };
     if let Some(remaining) = b.remaining {
         let h = response.headers_mut();
-        h.insert("x-ratelimit-remaining-requests", remaining.into());
-        if let Some(reset) = b.reset.as_deref().and_then(|r| r.parse().ok()) {
-            h.insert("x-ratelimit-reset-requests", reset);
+        if wire == Wire::Anthropic {
+            // Anthropic names the reset as an RFC 3339 time
+            h.insert("anthropic-ratelimit-requests-remaining", remaining.into());
+            let secs = b
+                .reset
+                .as_deref()
+                .and_then(|r| r.trim_end_matches('s').parse::<u64>().ok())
+                .unwrap_or(1);
+            if let Ok(v) = rfc3339_in(secs).parse() {
+                h.insert("anthropic-ratelimit-requests-reset", v);
+            }
+        } else {
+            h.insert("x-ratelimit-remaining-requests", remaining.into());
+            if let Some(reset) = b.reset.as_deref().and_then(|r| r.parse().ok()) {
+                h.insert("x-ratelimit-reset-requests", reset);
+            }
         }
     }
     response
@@ -509,4 +522,31 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, Infallible>>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The RFC 3339 UTC time `secs` seconds from now.
+fn rfc3339_in(secs: u64) -> String {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + secs;
+    let days = (at / 86_400) as i64;
+    let rem = at % 86_400;
+    // civil date from days since 1970-01-01
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

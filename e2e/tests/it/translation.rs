@@ -335,3 +335,193 @@ async fn a_translated_stream_rotates_before_content_and_ends_with_an_error_event
     assert!(text.contains("event: error"), "{text}");
     assert!(!text.contains("message_stop"), "{text}");
 }
+
+/// A proxy over `accounts` (name, mock key, provider) in one round-robin
+/// tier serving model `m`, with `cooldown.max` of two minutes.
+fn pool(mock: &MockProvider, dir: &ConfigDir, accounts: &[(&str, &str, &str)], strategy: &str) {
+    let mut parts = vec![harness::secret(
+        "keys",
+        &accounts
+            .iter()
+            .map(|(n, k, _)| (*n, *k))
+            .collect::<Vec<_>>(),
+    )];
+    for (name, _, provider) in accounts {
+        let url = if *provider == "anthropic" || *provider == "gemini" {
+            mock.root_url()
+        } else {
+            mock.base_url()
+        };
+        parts.push(harness::provider_account(name, provider, &url, name, ""));
+    }
+    dir.write("accounts.yaml", &harness::docs(&parts)).unwrap();
+    let names: Vec<&str> = accounts.iter().map(|(n, _, _)| *n).collect();
+    dir.write(
+        "routes.yaml",
+        &harness::route(
+            "r",
+            &format!(
+                "  models: [m]\n  strategy: {strategy}\n  cooldown: {{max: 2m}}\n  retry: {{maxAttempts: 5}}\n  targets: [{{accounts: {{names: [{}]}}}}]\n",
+                names.join(", ")
+            ),
+        ),
+    )
+    .unwrap();
+}
+
+async fn chat(proxy: &Process) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The cooldown gauge of an account, from /metrics.
+async fn cooldown(proxy: &Process, account: &str) -> f64 {
+    let text = reqwest::get(proxy.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("llmpool_account_cooldown_seconds{{account=\"{account}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn provider_rate_limit_signals_cool_the_right_account_for_the_right_time() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = ConfigDir::new().unwrap();
+    pool(
+        &mock,
+        &dir,
+        &[
+            // Anthropic: a 429 with retry-after
+            ("an", "an?status=429&retry_after=40", "anthropic"),
+            // Gemini: a 429 whose only hint is RetryInfo.retryDelay in the body
+            ("ge", "ge?status=429&retry_after=25", "gemini"),
+            // Gemini: a per-day quota, capped by cooldown.max (2m)
+            ("gd", "gd?status=429&code=daily", "gemini"),
+            ("ok", "ok", "openai-compatible"),
+        ],
+        "fill-first",
+    );
+    let proxy = Process::start(dir.path(), &[], &[]).unwrap();
+    let (status, body) = chat(&proxy).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock reply from ok"
+    );
+    let an = cooldown(&proxy, "an").await;
+    let ge = cooldown(&proxy, "ge").await;
+    let gd = cooldown(&proxy, "gd").await;
+    assert!((38.0..=40.0).contains(&an), "anthropic retry-after: {an}");
+    assert!((23.0..=25.0).contains(&ge), "gemini retryDelay: {ge}");
+    assert!(
+        (118.0..=120.0).contains(&gd),
+        "gemini daily quota capped at 2m: {gd}"
+    );
+    // cooled accounts are skipped: the next request goes straight to `ok`
+    let before = mock.stats.total();
+    chat(&proxy).await;
+    assert_eq!(mock.stats.total(), before + 1);
+}
+
+#[tokio::test]
+async fn anthropic_remaining_zero_rests_the_account_before_any_429() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = ConfigDir::new().unwrap();
+    pool(
+        &mock,
+        &dir,
+        &[
+            ("an", "an?remaining=0&reset=30s", "anthropic"),
+            ("ok", "ok", "openai-compatible"),
+        ],
+        "fill-first",
+    );
+    let proxy = Process::start(dir.path(), &[], &[]).unwrap();
+    let (_, first) = chat(&proxy).await;
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        "mock reply from an"
+    );
+    let (_, second) = chat(&proxy).await;
+    assert_eq!(
+        second["choices"][0]["message"]["content"],
+        "mock reply from ok"
+    );
+    assert!(cooldown(&proxy, "an").await > 25.0);
+}
+
+#[tokio::test]
+async fn overloaded_anthropic_is_529_for_anthropic_clients_and_503_for_others() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = ConfigDir::new().unwrap();
+    pool(
+        &mock,
+        &dir,
+        &[("an", "an?status=529", "anthropic")],
+        "round-robin",
+    );
+    let proxy = Process::start(dir.path(), &[], &[]).unwrap();
+    let r = reqwest::Client::new()
+        .post(proxy.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .json(
+            &json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 529);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
+    let (status, body) = chat(&proxy).await;
+    assert_eq!(status, 503, "{body}");
+}
+
+#[tokio::test]
+async fn an_upstream_refusal_reaches_a_client_of_another_protocol_in_its_shape() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = ConfigDir::new().unwrap();
+    pool(
+        &mock,
+        &dir,
+        &[("oa", "oa?status=400", "openai-compatible")],
+        "round-robin",
+    );
+    let proxy = Process::start(dir.path(), &[], &[]).unwrap();
+    let r = reqwest::Client::new()
+        .post(proxy.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .json(
+            &json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Bad request (mock)"),
+        "{body}"
+    );
+    assert_eq!(
+        mock.stats.get("oa").requests,
+        1,
+        "a 400 is not retried elsewhere"
+    );
+}
