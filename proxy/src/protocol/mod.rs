@@ -107,3 +107,9 @@ impl TranslateError {
 
 #[cfg(test)]
 mod request_tests;
+
+#[cfg(test)]
+mod golden_tests;
+
+#[cfg(test)]
+mod property_tests;

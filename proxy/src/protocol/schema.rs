@@ -158,18 +158,19 @@ fn rewrite(schema: &Value, defs: &Value, depth: usize) -> Result<Value, Translat
             }
             "format" => {}
             "enum" => {
-                // Gemini enums are strings
-                let values = value
-                    .as_array()
-                    .map(|vs| {
-                        vs.iter()
-                            .map(|v| match v {
-                                Value::String(_) => v.clone(),
-                                other => Value::String(other.to_string()),
-                            })
-                            .collect()
+                // Gemini enums are strings; a null member means nullable
+                let members = value.as_array().map(Vec::as_slice).unwrap_or_default();
+                if members.iter().any(Value::is_null) {
+                    out.insert("nullable".into(), Value::Bool(true));
+                }
+                let values = members
+                    .iter()
+                    .filter(|v| !v.is_null())
+                    .map(|v| match v {
+                        Value::String(_) => v.clone(),
+                        other => Value::String(other.to_string()),
                     })
-                    .unwrap_or_default();
+                    .collect();
                 out.insert(key.clone(), Value::Array(values));
             }
             k if KEPT.contains(&k) => {
@@ -234,6 +235,8 @@ mod tests {
                 "n": {"type": "integer", "exclusiveMinimum": 0, "multipleOf": 2},
                 "tags": {"type": "array", "items": {"type": "string", "const": "x", "propertyNames": {}}},
                 "opt": {"type": ["string", "null"]},
+                "unit": {"type": ["string", "null"], "enum": ["c", "f", null]},
+                "level": {"enum": [1, 2]},
                 "pick": {"oneOf": [{"type": "string"}, {"type": "integer", "additionalProperties": true}]}
             },
             "required": ["city"]
@@ -249,6 +252,8 @@ mod tests {
                     "n": {"type": "integer"},
                     "tags": {"type": "array", "items": {"type": "string", "enum": ["x"]}},
                     "opt": {"type": "string", "nullable": true},
+                    "unit": {"type": "string", "nullable": true, "enum": ["c", "f"]},
+                    "level": {"type": "string", "enum": ["1", "2"]},
                     "pick": {"anyOf": [{"type": "string"}, {"type": "integer"}]}
                 },
                 "required": ["city"]
