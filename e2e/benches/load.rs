@@ -1,9 +1,11 @@
-//! Load bench: requests/s and latency (p50/p99) of a chat completion sent
-//! straight to the mock provider, through `llmpool-proxy` with in-memory
-//! state, and through `llmpool-proxy` with Redis state (a real redis-server),
-//! both non-streaming and streaming, measured in one run so the ratios hold
-//! on a noisy machine. It also counts Redis script calls per request from
-//! `INFO commandstats`. Needs the release proxy binary and redis-server:
+//! Load bench: requests/s, latency (p50/p99) and the proxy's CPU time per
+//! request, for a chat completion sent straight to the mock provider,
+//! through `llmpool-proxy` with in-memory state, through it translated (an
+//! Anthropic client on OpenAI accounts), and through it with Redis state (a
+//! real redis-server), both non-streaming and streaming, measured in one run
+//! so the ratios hold on a noisy machine. It also counts Redis script calls
+//! per request from `INFO commandstats`. Needs the release proxy binary and
+//! redis-server:
 //!
 //!     cargo build --release -p llmpool-proxy && cargo bench -p llmpool-e2e --bench load
 //!
@@ -24,23 +26,60 @@ struct Run {
     p50: Duration,
     p99: Duration,
     errors: usize,
+    /// CPU time of the measured process per request (µs), when known.
+    cpu_us: Option<f64>,
 }
 
-async fn load(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
-    stream: bool,
-    requests: usize,
-    concurrency: usize,
-) -> Run {
-    let body = json!({
+/// One kind of request: where it goes and what it says.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    anthropic: bool,
+}
+
+fn body_for(target: &Target, stream: bool) -> String {
+    if target.anthropic {
+        return json!({
+            "model": "gpt-bench",
+            "stream": stream,
+            "system": "You are terse.",
+            "messages": [{"role": "user", "content": "Say something about lighthouses."}],
+            "max_tokens": 64
+        })
+        .to_string();
+    }
+    json!({
         "model": "gpt-bench",
         "stream": stream,
         "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say something about lighthouses."}],
         "max_completion_tokens": 64
     })
-    .to_string();
+    .to_string()
+}
+
+/// User plus system CPU time of a process, from /proc (Linux).
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // fields after the command name, which is in parentheses
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux
+    Some(Duration::from_millis(ticks * 10))
+}
+
+async fn load(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    stream: bool,
+    requests: usize,
+    concurrency: usize,
+    pid: Option<u32>,
+) -> Run {
+    let url = target.url.as_str();
+    let body = body_for(target, stream);
+    let cpu_before = cpu_time(pid);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
@@ -60,6 +99,7 @@ async fn load(
                     .post(&url)
                     .bearer_auth(&key)
                     .header("content-type", "application/json")
+                    .header("anthropic-version", "2023-06-01")
                     .body(body.clone())
                     .send()
                     .await
@@ -97,11 +137,16 @@ async fn load(
             .copied()
             .unwrap_or_default()
     };
+    let cpu_us = match (cpu_before, cpu_time(pid)) {
+        (Some(a), Some(b)) => Some((b - a).as_secs_f64() * 1e6 / requests as f64),
+        _ => None,
+    };
     Run {
         rps: all.len() as f64 / elapsed.as_secs_f64(),
         p50: pick(0.50),
         p99: pick(0.99),
         errors,
+        cpu_us,
     }
 }
 
@@ -148,35 +193,62 @@ fn main() {
             .pool_max_idle_per_host(concurrency)
             .build()
             .unwrap();
-        let direct = format!("{url}/chat/completions");
-        let via = proxy.url("/v1/chat/completions");
-        let via_redis = with_redis.url("/v1/chat/completions");
+        let direct = Target {
+            url: format!("{url}/chat/completions"),
+            anthropic: false,
+        };
+        let via = Target {
+            url: proxy.url("/v1/chat/completions"),
+            anthropic: false,
+        };
+        let translated = Target {
+            url: proxy.url("/v1/messages"),
+            anthropic: true,
+        };
+        let via_redis = Target {
+            url: with_redis.url("/v1/chat/completions"),
+            anthropic: false,
+        };
+        let (pid, redis_pid) = (Some(proxy.pid()), Some(with_redis.pid()));
 
         println!(
             "requests per run: {requests}, concurrency: {concurrency}, cores: {}",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        println!("| mode | path | req/s | p50 ms | p99 ms | errors |");
-        println!("|---|---|---|---|---|---|");
+        println!("| mode | path | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors |");
+        println!("|---|---|---|---|---|---|---|");
         let mut script_calls = 0;
         let mut redis_requests = 0;
         for stream in [false, true] {
             // warm every path (connection pools, allocator, script cache)
-            load(
+            let warm = requests / 10;
+            load(&client, &direct, "bench-a", stream, warm, concurrency, None).await;
+            load(&client, &via, "", stream, warm, concurrency, None).await;
+            load(&client, &translated, "", stream, warm, concurrency, None).await;
+            load(&client, &via_redis, "", stream, warm, concurrency, None).await;
+            let d = load(
                 &client,
                 &direct,
                 "bench-a",
                 stream,
-                requests / 10,
+                requests,
                 concurrency,
+                None,
             )
             .await;
-            load(&client, &via, "", stream, requests / 10, concurrency).await;
-            load(&client, &via_redis, "", stream, requests / 10, concurrency).await;
-            let d = load(&client, &direct, "bench-a", stream, requests, concurrency).await;
-            let p = load(&client, &via, "", stream, requests, concurrency).await;
+            let p = load(&client, &via, "", stream, requests, concurrency, pid).await;
+            let t = load(&client, &translated, "", stream, requests, concurrency, pid).await;
             let before = redis.script_calls();
-            let r = load(&client, &via_redis, "", stream, requests, concurrency).await;
+            let r = load(
+                &client,
+                &via_redis,
+                "",
+                stream,
+                requests,
+                concurrency,
+                redis_pid,
+            )
+            .await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             script_calls += redis.script_calls() - before;
             redis_requests += requests;
@@ -184,22 +256,39 @@ fn main() {
             for (path, run) in [
                 ("direct to mock", &d),
                 ("llmpool, memory state", &p),
+                (
+                    "llmpool, translated (anthropic client, openai accounts)",
+                    &t,
+                ),
                 ("llmpool, redis state", &r),
             ] {
                 println!(
-                    "| {mode} | {path} | {:.0} | {} | {} | {} |",
+                    "| {mode} | {path} | {:.0} | {} | {} | {} | {} |",
                     run.rps,
                     ms(run.p50),
                     ms(run.p99),
+                    run.cpu_us
+                        .map(|c| format!("{c:.0}"))
+                        .unwrap_or_else(|| "-".into()),
                     run.errors
                 );
             }
-            for (path, run) in [("added, memory state", &p), ("added, redis state", &r)] {
+            for (path, run) in [
+                ("added, memory state", &p),
+                ("added, translated", &t),
+                ("added, redis state", &r),
+            ] {
                 println!(
-                    "| {mode} | {path} | {:.0}% of direct req/s | +{} | +{} | |",
+                    "| {mode} | {path} | {:.0}% of direct req/s | +{} | +{} | | |",
                     100.0 * run.rps / d.rps,
                     ms(run.p50.saturating_sub(d.p50)),
                     ms(run.p99.saturating_sub(d.p99))
+                );
+            }
+            if let (Some(a), Some(b)) = (p.cpu_us, t.cpu_us) {
+                println!(
+                    "| {mode} | translated vs pass-through proxy CPU | {:+.0}% | | | | |",
+                    100.0 * (b - a) / a
                 );
             }
         }

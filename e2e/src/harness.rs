@@ -228,6 +228,11 @@ impl Process {
         }
     }
 
+    /// The process id (for CPU accounting in benches).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://addr{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

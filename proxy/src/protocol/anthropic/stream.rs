@@ -8,6 +8,32 @@ use crate::protocol::ir::{Block, Event, Finish, Usage};
 use crate::protocol::signature;
 use crate::protocol::stream::StreamError;
 
+/// A `content_block_delta`, borrowed from the event's text: the bulk of a
+/// stream, decoded without building a tree.
+#[derive(serde::Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    index: usize,
+    #[serde(borrow)]
+    delta: DeltaFields<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaFields<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    signature: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Turns Anthropic SSE payloads into events (Anthropic's block indexes are
 /// already sequential, so they are kept).
 #[derive(Debug, Default)]
@@ -18,6 +44,33 @@ pub struct Decoder {
 impl Decoder {
     /// Decodes one event's `data:`.
     pub fn feed(&mut self, data: &str, out: &mut Vec<Event>) -> Result<(), StreamError> {
+        if let Ok(d) = serde_json::from_str::<BlockDelta<'_>>(data)
+            && d.kind == "content_block_delta"
+        {
+            let (index, f) = (d.index, d.delta);
+            match (&*f.kind, f.text, f.thinking, f.partial_json, f.signature) {
+                ("text_delta", Some(text), ..) => out.push(Event::Text {
+                    index,
+                    text: text.into_owned(),
+                }),
+                ("thinking_delta", _, Some(text), ..) => out.push(Event::Thinking {
+                    index,
+                    text: text.into_owned(),
+                }),
+                ("input_json_delta", _, _, Some(json), _) if !json.is_empty() => {
+                    out.push(Event::ToolArgs {
+                        index,
+                        json: json.into_owned(),
+                    });
+                }
+                ("signature_delta", .., Some(sig)) => out.push(Event::Signature {
+                    index,
+                    signature: signature::from_client(&sig, Protocol::Anthropic),
+                }),
+                _ => {}
+            }
+            return Ok(());
+        }
         let v: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
         let index = || v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
         match v.get("type").and_then(Value::as_str).unwrap_or("") {
@@ -177,6 +230,24 @@ impl Encoder {
         }
     }
 
+    /// A delta carrying one string field, written without building a tree
+    /// (text, thinking and argument deltas are most of a stream).
+    fn string_delta(&self, kind: &str, field: &str, value: &str, out: &mut Vec<u8>) {
+        let Some(index) = self.open else { return };
+        out.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
+        out.extend_from_slice(index.to_string().as_bytes());
+        out.extend_from_slice(b",\"delta\":{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(b"\":");
+        // serialising a str into a Vec cannot fail
+        let _ = serde_json::to_writer(&mut *out, value);
+        out.extend_from_slice(b"}}\n\n");
+    }
+
     /// Encodes one event.
     pub fn event(&mut self, event: &Event, out: &mut Vec<u8>) {
         match event {
@@ -217,18 +288,16 @@ impl Encoder {
                     out,
                 );
             }
-            Event::Text { text, .. } => {
-                self.delta(json!({"type": "text_delta", "text": text}), out);
-            }
+            Event::Text { text, .. } => self.string_delta("text_delta", "text", text, out),
             Event::Thinking { text, .. } => {
-                self.delta(json!({"type": "thinking_delta", "thinking": text}), out);
+                self.string_delta("thinking_delta", "thinking", text, out);
             }
             Event::Signature { signature: sig, .. } => self.delta(
                 json!({"type": "signature_delta", "signature": signature::for_client(sig, Protocol::Anthropic)}),
                 out,
             ),
             Event::ToolArgs { json: j, .. } => {
-                self.delta(json!({"type": "input_json_delta", "partial_json": j}), out);
+                self.string_delta("input_json_delta", "partial_json", j, out);
             }
             Event::BlockStop { .. } => self.stop_block(out),
             Event::Finish(f) => self.finish = Some(f.clone()),

@@ -1,5 +1,9 @@
 //! OpenAI chat streams ↔ internal stream events.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::chat::{
@@ -26,6 +30,59 @@ pub struct Decoder {
     closed_tools: Vec<u64>,
 }
 
+/// A chunk, borrowed from the event's text (no tree is built).
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Vec<CallDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CallDelta<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
 impl Decoder {
     /// Decodes one `data:` payload.
     pub fn feed(&mut self, data: &str, out: &mut Vec<Event>) -> Result<(), StreamError> {
@@ -33,107 +90,84 @@ impl Decoder {
             self.close(out);
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
-        if let Some(err) = v.get("error") {
-            return Err(StreamError::Upstream(
-                err.get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("upstream stream error")
-                    .to_owned(),
-            ));
+        let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
+        if let Some(err) = chunk.error {
+            let message = serde_json::from_str::<Value>(err.get())
+                .ok()
+                .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| "upstream stream error".to_owned());
+            return Err(StreamError::Upstream(message));
         }
         if !self.started {
             self.started = true;
             out.push(Event::Start {
-                id: v
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                model: v
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: chunk.id.as_deref().unwrap_or_default().to_owned(),
+                model: chunk.model.as_deref().unwrap_or_default().to_owned(),
             });
         }
-        if let Some(choice) = v.pointer("/choices/0") {
-            if let Some(delta) = choice.get("delta") {
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(delta) = choice.delta {
                 self.delta(delta, out)?;
             }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(reason) = choice.finish_reason {
                 self.close(out);
-                out.push(Event::Finish(decode_finish(Some(reason))));
+                out.push(Event::Finish(decode_finish(Some(&reason))));
             }
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            out.push(Event::Usage(decode_usage(u)));
+        if let Some(u) = chunk.usage.filter(|u| u.get() != "null")
+            && let Ok(u) = serde_json::from_str::<Value>(u.get())
+        {
+            out.push(Event::Usage(decode_usage(&u)));
         }
         Ok(())
     }
 
-    fn delta(&mut self, delta: &Value, out: &mut Vec<Event>) -> Result<(), StreamError> {
-        for key in ["reasoning_content", "reasoning"] {
-            if let Some(t) = delta
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
-                let index = self.ensure(Open::Thinking, out, || Block::Thinking);
-                out.push(Event::Thinking {
-                    index,
-                    text: t.to_owned(),
-                });
-                break;
-            }
-        }
+    fn delta(&mut self, delta: Delta<'_>, out: &mut Vec<Event>) -> Result<(), StreamError> {
         if let Some(t) = delta
-            .get("content")
-            .and_then(Value::as_str)
+            .reasoning_content
+            .or(delta.reasoning)
             .filter(|t| !t.is_empty())
         {
+            let index = self.ensure(Open::Thinking, out, || Block::Thinking);
+            out.push(Event::Thinking {
+                index,
+                text: t.into_owned(),
+            });
+        }
+        if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
             let index = self.ensure(Open::Text, out, || Block::Text);
             out.push(Event::Text {
                 index,
-                text: t.to_owned(),
+                text: t.into_owned(),
             });
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let tool_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+        for call in delta.tool_calls {
+            let tool_index = call.index;
             let is_open = matches!(self.open, Some((_, Open::Tool(t))) if t == tool_index);
+            let (name, arguments) = match call.function {
+                Some(f) => (f.name, f.arguments),
+                None => (None, None),
+            };
             if !is_open {
                 if self.closed_tools.contains(&tool_index) {
                     return Err(StreamError::Upstream(
                         "upstream interleaved the fragments of parallel tool calls".into(),
                     ));
                 }
-                let (id, sig) =
-                    signature::split_id(call.get("id").and_then(Value::as_str).unwrap_or_default());
-                let name = call
-                    .pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let (id, sig) = signature::split_id(call.id.as_deref().unwrap_or_default());
+                let name = name.unwrap_or_default().into_owned();
                 self.ensure(Open::Tool(tool_index), out, || Block::ToolCall {
                     id,
                     name,
                     signature: sig,
                 });
             }
-            if let Some(args) = call
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .filter(|a| !a.is_empty())
+            if let Some(args) = arguments.filter(|a| !a.is_empty())
                 && let Some((index, _)) = self.open
             {
                 out.push(Event::ToolArgs {
                     index,
-                    json: args.to_owned(),
+                    json: args.into_owned(),
                 });
             }
         }
@@ -209,6 +243,22 @@ impl Encoder {
         write_data(&v, out);
     }
 
+    /// A chunk whose delta is one string field, written without building a
+    /// tree (text and reasoning deltas are most of a stream).
+    fn string_chunk(&self, field: &str, value: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"data: {\"id\":");
+        let _ = serde_json::to_writer(&mut *out, &self.id);
+        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        out.extend_from_slice(self.created.to_string().as_bytes());
+        out.extend_from_slice(b",\"model\":");
+        let _ = serde_json::to_writer(&mut *out, &self.model);
+        out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"");
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(b"\":");
+        let _ = serde_json::to_writer(&mut *out, value);
+        out.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
+    }
+
     /// Encodes one event.
     pub fn event(&mut self, event: &Event, out: &mut Vec<u8>) {
         match event {
@@ -239,10 +289,8 @@ impl Encoder {
                     out,
                 );
             }
-            Event::Text { text, .. } => self.chunk(json!({"content": text}), None, out),
-            Event::Thinking { text, .. } => {
-                self.chunk(json!({"reasoning_content": text}), None, out);
-            }
+            Event::Text { text, .. } => self.string_chunk("content", text, out),
+            Event::Thinking { text, .. } => self.string_chunk("reasoning_content", text, out),
             Event::ToolArgs { json: args, .. } => {
                 let index = self.tools.saturating_sub(1);
                 self.chunk(
