@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use llmpool_proxy::cli::Args;
 use tracing_subscriber::EnvFilter;
 
+// JSON translation allocates many small objects; mimalloc's per-thread
+// heaps keep that cheap on a multi-threaded runtime (see README: Performance)
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::from_env();
