@@ -163,7 +163,11 @@ pub async fn run(
                     .with_label_values(&[&account])
                     .observe(started.elapsed().as_secs_f64());
                 if call.stores_response {
-                    remember_response(app, &snapshot.namespace, &reply, &account);
+                    let id = match &reply {
+                        Reply::Whole { response_id, .. } => response_id.clone(),
+                        Reply::Stream(c) => c.response_id.clone(),
+                    };
+                    remember_response(app, &snapshot.namespace, id, &account).await;
                 }
                 let response = respond(app, reply, guard, started, &call).await;
                 let status = response.status();
@@ -258,24 +262,14 @@ async fn pin(
     Ok(())
 }
 
-/// Records, off the response path, which account stored a response.
-fn remember_response(app: &Arc<App>, namespace: &Arc<str>, reply: &Reply, account: &str) {
-    let id = match reply {
-        Reply::Whole { response_id, .. } => response_id.clone(),
-        Reply::Stream(c) => c.response_id.clone(),
-    };
+/// Records which account stored a response, before the client sees its
+/// id: a client may send the next turn at once, to another replica.
+async fn remember_response(app: &App, namespace: &str, id: Option<String>, account: &str) {
     let Some(id) = id else { return };
-    let (app, namespace, account) = (app.clone(), namespace.clone(), account.to_owned());
-    tokio::spawn(async move {
-        let ttl = app.settings.response_ttl;
-        if let Err(e) = app
-            .store
-            .bind_response(&namespace, &id, &account, ttl)
-            .await
-        {
-            tracing::warn!(error = %e, "could not record a stored response's account");
-        }
-    });
+    let ttl = app.settings.response_ttl;
+    if let Err(e) = app.store.bind_response(namespace, &id, account, ttl).await {
+        tracing::warn!(error = %e, "could not record a stored response's account");
+    }
 }
 
 /// Builds the client response from a good reply.
