@@ -31,6 +31,22 @@ pub struct Metrics {
     pub config_generation: IntGauge,
     /// 1 while the shared state store is unreachable (local view in use).
     pub state_degraded: IntGauge,
+    /// Configured limits per account (`limit`: requests_per_minute,
+    /// tokens_per_minute, max_concurrency, daily_tokens).
+    pub account_limit: IntGaugeVec,
+    /// Unix time the account's longest cooldown ends (0 = none).
+    pub cooldown_until: GaugeVec,
+    /// Cooldowns started, by account and reason: rate_limited (a 429),
+    /// exhausted (a zero remaining budget), blocked (credentials or quota).
+    pub cooldowns: IntCounterVec,
+    /// Served requests by route and the tier that served them (0 = first).
+    pub tier_served: IntCounterVec,
+    /// Tokens by route, account and kind (input, output, cached_input).
+    pub tokens: IntCounterVec,
+    /// Streams being relayed to clients now.
+    pub streams_open: IntGauge,
+    /// Time from a request's arrival to its response head, by client API.
+    pub request_seconds: HistogramVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -117,7 +133,59 @@ impl Metrics {
             "1 while the shared state store is unreachable and this replica serves on its local view.",
         )?;
         registry.register(Box::new(state_degraded.clone()))?;
+        let account_limit = IntGaugeVec::new(
+            Opts::new(
+                "llmpool_account_limit",
+                "Configured limit of an account, by limit.",
+            ),
+            &["account", "limit"],
+        )?;
+        registry.register(Box::new(account_limit.clone()))?;
+        let cooldown_until = GaugeVec::new(
+            Opts::new(
+                "llmpool_account_cooldown_until_seconds",
+                "Unix time the account's longest cooldown ends; 0 when none.",
+            ),
+            &["account"],
+        )?;
+        registry.register(Box::new(cooldown_until.clone()))?;
+        let cooldowns = counter(
+            "llmpool_account_cooldowns_total",
+            "Cooldowns started, by account and reason (rate_limited, exhausted, blocked).",
+            &["account", "reason"],
+        )?;
+        let tier_served = counter(
+            "llmpool_route_tier_served_total",
+            "Served requests by route and tier (0 = first tier; more = fallbacks).",
+            &["route", "tier"],
+        )?;
+        let tokens = counter(
+            "llmpool_tokens_total",
+            "Tokens by route, account and kind (input, output, cached_input).",
+            &["route", "account", "kind"],
+        )?;
+        let streams_open = IntGauge::new(
+            "llmpool_streams_open",
+            "Streams being relayed to clients now.",
+        )?;
+        registry.register(Box::new(streams_open.clone()))?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "llmpool_request_duration_seconds",
+                "Time from a request's arrival to its response head, by client API.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["api"],
+        )?;
+        registry.register(Box::new(request_seconds.clone()))?;
         Ok(Self {
+            account_limit,
+            cooldown_until,
+            cooldowns,
+            tier_served,
+            tokens,
+            streams_open,
+            request_seconds,
             registry,
             requests,
             attempts,
@@ -131,6 +199,21 @@ impl Metrics {
             config_generation,
             state_degraded,
         })
+    }
+
+    /// Counts the tokens of one served answer.
+    pub fn count_tokens(&self, route: &str, account: &str, usage: &crate::protocol::ir::Usage) {
+        for (kind, n) in [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cached_input", usage.cached_input),
+        ] {
+            if n > 0 {
+                self.tokens
+                    .with_label_values(&[route, account, kind])
+                    .inc_by(n);
+            }
+        }
     }
 
     /// The text exposition.

@@ -43,15 +43,41 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let snapshot = app.snapshots.load();
     let names: Vec<Arc<str>> = snapshot.accounts.values().map(|a| a.name.clone()).collect();
+    app.metrics.account_limit.reset();
+    for account in snapshot.accounts.values() {
+        let l = &account.compiled.limits;
+        for (limit, value) in [
+            ("requests_per_minute", l.requests_per_minute.map(u64::from)),
+            ("tokens_per_minute", l.tokens_per_minute),
+            ("max_concurrency", l.max_concurrency.map(u64::from)),
+            ("daily_tokens", l.daily_tokens),
+        ] {
+            if let Some(v) = value {
+                app.metrics
+                    .account_limit
+                    .with_label_values(&[&*account.name, limit])
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+        }
+    }
     if let Ok(views) = app.store.view(&snapshot.namespace, &names).await {
         app.metrics.cooldown_seconds.reset();
+        app.metrics.cooldown_until.reset();
         app.metrics.account_blocked.reset();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         for (name, view) in names.iter().zip(views) {
             let cooling = view.cooling_for.map_or(0.0, |d| d.as_secs_f64());
             app.metrics
                 .cooldown_seconds
                 .with_label_values(&[&**name])
                 .set(cooling);
+            app.metrics
+                .cooldown_until
+                .with_label_values(&[&**name])
+                .set(if cooling > 0.0 { now + cooling } else { 0.0 });
             app.metrics
                 .account_blocked
                 .with_label_values(&[&**name])

@@ -64,7 +64,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .merge(admin::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(app.clone(), request_id))
         .with_state(app)
 }
 
@@ -145,7 +145,26 @@ fn session_key(
 
 /// Takes the client's `x-request-id` when it is sane, else makes one; puts
 /// it on the log span and on the response, and logs one line per request.
-async fn request_id(mut request: Request, next: Next) -> Response {
+/// The client API of a data-plane path, as a metric label.
+fn api_label(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/v1/chat/completions" => "chat",
+        "/v1/responses" => "responses",
+        "/v1/messages" => "messages",
+        "/v1/messages/count_tokens" => "count_tokens",
+        "/v1/embeddings" => "embeddings",
+        p if p.ends_with(":generateContent") || p.ends_with(":streamGenerateContent") => "gemini",
+        p if p.ends_with(":countTokens") => "count_tokens",
+        p if p.ends_with("mbedContent") || p.ends_with("mbedContents") => "embeddings",
+        _ => return None,
+    })
+}
+
+async fn request_id(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -161,6 +180,12 @@ async fn request_id(mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(request).instrument(span.clone()).await;
+    if let Some(api) = api_label(&path) {
+        app.metrics
+            .request_seconds
+            .with_label_values(&[api])
+            .observe(started.elapsed().as_secs_f64());
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

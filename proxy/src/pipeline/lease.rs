@@ -85,6 +85,20 @@ async fn complete(
         .in_flight
         .with_label_values(&[&*candidate.account])
         .dec();
+    let reason = match &outcome {
+        Outcome::RateLimited { .. } => Some("rate_limited"),
+        Outcome::AccountBlocked { .. } => Some("blocked"),
+        Outcome::Success {
+            exhausted_for: Some(_),
+        } => Some("exhausted"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        app.metrics
+            .cooldowns
+            .with_label_values(&[&*candidate.account, reason])
+            .inc();
+    }
     let session = match outcome {
         Outcome::Success { .. } => session,
         _ => None,

@@ -169,7 +169,11 @@ pub async fn run(
                     };
                     remember_response(app, &snapshot.namespace, id, &account).await;
                 }
-                let response = respond(app, reply, guard, started, &call).await;
+                app.metrics
+                    .tier_served
+                    .with_label_values(&[compiled.name.as_str(), &candidate.tier.to_string()])
+                    .inc();
+                let response = respond(app, reply, guard, started, &call, &compiled.name).await;
                 let status = response.status();
                 app.metrics
                     .requests
@@ -279,6 +283,7 @@ async fn respond(
     guard: LeaseGuard,
     started: Instant,
     call: &Call,
+    route: &str,
 ) -> Response {
     let estimate = call.estimated_tokens;
     match reply {
@@ -294,6 +299,9 @@ async fn respond(
                 .upstream_seconds
                 .with_label_values(&[guard.account()])
                 .observe(started.elapsed().as_secs_f64());
+            if let Some(u) = &usage {
+                app.metrics.count_tokens(route, guard.account(), u);
+            }
             let tokens = usage.map(|u| u.total()).unwrap_or(estimate);
             guard
                 .finish_served(
@@ -318,6 +326,7 @@ async fn respond(
                 started,
                 estimate,
                 call.api.protocol(),
+                route,
             );
             let mut response = Response::new(Body::from_stream(relay.into_stream()));
             *response.status_mut() = status;

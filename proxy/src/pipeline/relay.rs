@@ -26,6 +26,7 @@ pub struct Relay {
     bytes: u64,
     events: Vec<Event>,
     client: Protocol,
+    route: String,
 }
 
 impl Relay {
@@ -37,7 +38,9 @@ impl Relay {
         started: Instant,
         estimate: u64,
         client: Protocol,
+        route: &str,
     ) -> Self {
+        app.metrics.streams_open.inc();
         Self {
             stream,
             guard: Some(guard),
@@ -47,6 +50,7 @@ impl Relay {
             bytes: 0,
             events: Vec::new(),
             client,
+            route: route.to_owned(),
         }
     }
 
@@ -229,6 +233,9 @@ impl Relay {
             .upstream_seconds
             .with_label_values(&[&account])
             .observe(elapsed);
+        if let Some(u) = &self.stream.usage {
+            self.app.metrics.count_tokens(&self.route, &account, u);
+        }
         let tokens = self
             .stream
             .usage
@@ -244,3 +251,9 @@ pub fn estimate_tokens(body_len: usize, max_output: Option<u64>) -> u64 {
 }
 
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.app.metrics.streams_open.dec();
+    }
+}
