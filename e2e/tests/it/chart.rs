@@ -610,3 +610,64 @@ async fn every_metric_a_dashboard_or_alert_queries_is_exported() {
         "queried but not exported: {missing:?}\nproxy: {proxy_metrics:?}\noperator: {operator_metrics:?}"
     );
 }
+
+/// `kubectl apply --dry-run=client` of a file, against the discovery-only
+/// server; returns kubectl's output.
+fn dry_run(server: &str, file: &std::path::Path) -> (bool, String) {
+    let out = Command::new("kubectl")
+        .args([
+            "apply",
+            "--dry-run=client",
+            "--validate=false",
+            "--server",
+            server,
+        ])
+        .arg("-f")
+        .arg(file)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn install_yaml_and_every_example_pass_a_kubectl_client_dry_run() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "kubectl is on every machine of this kind"
+        );
+        eprintln!("kubectl dry run skipped: no kubectl");
+        return;
+    }
+    let (addr, _server) = llmpool_e2e::discovery::start().await.unwrap();
+    let server = format!("http://{addr}");
+    let mut files = vec![repo().join("manifests/install.yaml")];
+    for entry in std::fs::read_dir(repo().join("manifests/examples")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        let server = server.clone();
+        let (ok, text) = tokio::task::spawn_blocking({
+            let file = file.clone();
+            move || dry_run(&server, &file)
+        })
+        .await
+        .unwrap();
+        assert!(
+            ok && text.contains("(dry run)"),
+            "{}: {text}",
+            file.display()
+        );
+    }
+}
