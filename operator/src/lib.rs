@@ -8,6 +8,7 @@
 //! - [`runtime`]: health from the shared state, cooldown resets
 //! - [`events`]: Kubernetes Events on condition changes
 //! - [`leader`]: Lease leader election
+//! - [`serve`]: running it all from the command line's settings
 //! - [`metrics`], [`cli`]
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod reconcile;
 pub mod runtime;
+pub mod serve;
 pub mod status;
 #[cfg(test)]
 mod testing;
