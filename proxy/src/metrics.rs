@@ -43,6 +43,9 @@ pub struct Metrics {
     pub tier_served: IntCounterVec,
     /// Tokens by route, account and kind (input, output, cached_input).
     pub tokens: IntCounterVec,
+    /// Sticky-route requests by route and whether their session's bound
+    /// account served them (hit) or not (miss: new or moved).
+    pub sessions: IntCounterVec,
     /// Streams being relayed to clients now.
     pub streams_open: IntGauge,
     /// Time from a request's arrival to its response head, by client API.
@@ -164,6 +167,11 @@ impl Metrics {
             "Tokens by route, account and kind (input, output, cached_input).",
             &["route", "account", "kind"],
         )?;
+        let sessions = counter(
+            "llmpool_session_requests_total",
+            "Sticky-route requests with a session, by route and result (hit: served by the bound account).",
+            &["route", "result"],
+        )?;
         let streams_open = IntGauge::new(
             "llmpool_streams_open",
             "Streams being relayed to clients now.",
@@ -184,6 +192,7 @@ impl Metrics {
             cooldowns,
             tier_served,
             tokens,
+            sessions,
             streams_open,
             request_seconds,
             registry,

@@ -105,6 +105,9 @@ pub struct Lease {
     pub reserved_tokens: u64,
     /// Taken on a replica's local view while the shared store was down.
     pub fallback: bool,
+    /// The request's session was already bound to this account (a sticky
+    /// hit; false for new or moved sessions and requests without one).
+    pub session_hit: bool,
 }
 
 /// How an attempt ended, as far as shared state cares.

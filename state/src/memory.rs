@@ -287,6 +287,7 @@ impl StateStore for MemoryStore {
                     .unwrap_or(0);
                 let (index, probe_scopes) = available.swap_remove(pick);
                 let c = &req.candidates[index];
+                let session_hit = bound.as_ref().is_some_and(|b| *b == c.account);
                 let id = inner.take(ns, c, req.estimated_tokens, lease_ttl, now);
                 for scope in &probe_scopes {
                     if let Some(cd) = inner.cooldowns.get_mut(scope) {
@@ -306,6 +307,7 @@ impl StateStore for MemoryStore {
                     probe: !probe_scopes.is_empty(),
                     reserved_tokens: req.estimated_tokens,
                     fallback: false,
+                    session_hit,
                 }));
             }
             start = end;
@@ -539,6 +541,7 @@ mod tests {
                 probe: false,
                 reserved_tokens: 0,
                 fallback: false,
+                session_hit: false,
             };
             let done = Completion {
                 namespace: "ns",

@@ -538,7 +538,7 @@ async fn every_metric_a_dashboard_or_alert_queries_is_exported() {
         ("bad", "bad?status=401", ""),
         ("ok", "ok", ""),
     ];
-    let spec = "  models: [gpt-test]\n  strategy: fill-first\n  retry: {maxAttempts: 4}\n  targets:\n    - accounts: {names: [busy, tight, bad]}\n    - accounts: {names: [ok]}\n";
+    let spec = "  models: [gpt-test]\n  strategy: sticky\n  retry: {maxAttempts: 4}\n  targets:\n    - accounts: {names: [busy, tight, bad]}\n    - accounts: {names: [ok]}\n";
     let env = Env::start(&accounts, spec).await;
     for stream in [false, true, false, true] {
         let r = env.chat(&chat_body("gpt-test", stream)).await;

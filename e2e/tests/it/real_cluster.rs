@@ -46,61 +46,52 @@ fn condition(api: &RealApiServer, ns: &str, kind: &str, name: &str, which: &str)
         .unwrap_or(Value::Null)
 }
 
-/// The Role a proxy needs: get, list and watch of exactly its two objects.
-fn proxy_role(ns: &str) -> String {
+/// The chart's RBAC rule files: the one source of truth for what each
+/// component may do (`charts/llmpool/files/rbac/`).
+fn rules(file: &str) -> String {
+    let path = format!(
+        "{}/../charts/llmpool/files/rbac/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// A Role named `name` in `ns` with `rules` (YAML list), bound to user `name`.
+fn role(name: &str, ns: &str, rules: &str) -> String {
     format!(
         "apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {{name: llmpool-proxy, namespace: {ns}}}
+metadata: {{name: {name}, namespace: {ns}}}
 rules:
-- apiGroups: [\"\"]
-  resources: [configmaps]
-  resourceNames: [llmpool-routes]
-  verbs: [get, list, watch]
-- apiGroups: [\"\"]
-  resources: [secrets]
-  resourceNames: [llmpool-credentials]
-  verbs: [get, list, watch]
+{rules}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {{name: llmpool-proxy, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: llmpool-proxy}}
-subjects: [{{kind: User, name: llmpool-proxy}}]
+metadata: {{name: {name}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}}}
+subjects: [{{kind: User, name: {name}}}]
 "
     )
 }
 
-/// The operator's rights in one namespace, as the README lists them.
-fn operator_role(ns: &str) -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: llmpool-operator, namespace: {ns}}}
-rules:
-- apiGroups: [llmpool.dev]
-  resources: [llmaccounts, modelroutes]
-  verbs: [get, list, watch]
-- apiGroups: [llmpool.dev]
-  resources: [llmaccounts/status, modelroutes/status]
-  verbs: [patch]
-- apiGroups: [\"\"]
-  resources: [secrets, configmaps]
-  verbs: [get, list, watch, create, patch, delete]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: [get, create, update]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: llmpool-operator, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: llmpool-operator}}
-subjects: [{{kind: User, name: llmpool-operator}}]
-"
+/// The Role a proxy gets from the chart: its two objects only.
+fn proxy_role(ns: &str) -> String {
+    role(
+        "llmpool-proxy",
+        ns,
+        &rules("proxy-rules.yaml").replace("NAME-", "llmpool-"),
     )
+}
+
+/// The operator's rights in one namespace (its own: the Lease too), as the
+/// chart grants them.
+fn operator_role(ns: &str) -> String {
+    let all = format!(
+        "{}{}",
+        rules("operator-rules.yaml"),
+        rules("operator-lease-rules.yaml")
+    );
+    role("llmpool-operator", ns, &all)
 }
 
 fn resources(base_url: &str) -> String {

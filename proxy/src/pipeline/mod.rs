@@ -85,7 +85,16 @@ pub async fn run(
             })
             .await?;
         let lease = match admission {
-            Admission::Admitted(lease) => lease,
+            Admission::Admitted(lease) => {
+                if session.is_some() && attempts == 0 {
+                    let result = if lease.session_hit { "hit" } else { "miss" };
+                    app.metrics
+                        .sessions
+                        .with_label_values(&[compiled.name.as_str(), result])
+                        .inc();
+                }
+                lease
+            }
             Admission::Unavailable { retry_after } => {
                 if last.is_none()
                     && let Some(err) = untranslatable

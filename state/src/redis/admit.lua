@@ -7,7 +7,7 @@
 --          session_ttl_ms, n, then 10 fields per candidate: account, tier,
 --          model, project, rpm, tpm, max_concurrency, daily (0 = no limit),
 --          fingerprint, excluded
--- returns  {1, index (0-based), lease_id, probe} or {0, retry_after_ms}
+-- returns  {1, index (0-based), lease_id, probe, session_hit} or {0, retry_after_ms}
 
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -172,7 +172,8 @@ while i <= n do
     if session_key ~= '' then
       redis.call('SET', skey, (now + session_ttl) .. '|' .. c.account, 'PX', session_ttl + WINDOW)
     end
-    return { 1, e.idx - 1, id, #e.probes > 0 and 1 or 0 }
+    local hit = (bound ~= nil and c.account == bound) and 1 or 0
+    return { 1, e.idx - 1, id, #e.probes > 0 and 1 or 0, hit }
   end
   i = j
 end

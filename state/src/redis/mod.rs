@@ -257,12 +257,13 @@ impl StateStore for RedisStore {
         }
         if let Some(reply) = self.call::<Vec<i64>>(inv).await {
             return Ok(match reply.as_slice() {
-                [1, index, id, probe] => Admission::Admitted(Lease {
+                [1, index, id, probe, hit] => Admission::Admitted(Lease {
                     id: id.unsigned_abs(),
                     index: sent[usize::try_from(*index).unwrap_or(0).min(sent.len() - 1)],
                     probe: *probe == 1,
                     reserved_tokens: req.estimated_tokens,
                     fallback: false,
+                    session_hit: *hit == 1,
                 }),
                 [_, retry_ms, ..] => {
                     let wait = cold_wait

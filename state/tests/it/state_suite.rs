@@ -249,6 +249,7 @@ pub async fn sessions_stick_to_their_account_and_rebind_on_failover(
         probe: false,
         reserved_tokens: 0,
         fallback: false,
+        session_hit: false,
     };
     let bind = Completion {
         namespace: "ns",
@@ -261,9 +262,11 @@ pub async fn sessions_stick_to_their_account_and_rebind_on_failover(
     s.complete(&bind).await.unwrap();
     let l = admit(s, &r).await.unwrap();
     assert_eq!(l.index, 1, "bound account preferred over strategy order");
+    assert!(l.session_hit, "served by its bound account: a hit");
     // b is now full: the session fails over to a and is rebound there
     let l2 = admit(s, &r).await.unwrap();
     assert_eq!(l2.index, 0);
+    assert!(!l2.session_hit, "moved to another account: not a hit");
     let rebind = Completion {
         namespace: "ns",
         lease: &l2,
