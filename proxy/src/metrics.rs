@@ -50,6 +50,9 @@ pub struct Metrics {
     pub streams_open: IntGauge,
     /// Time from a request's arrival to its response head, by client API.
     pub request_seconds: HistogramVec,
+    /// The gateway's own time per served request: its time in the pipeline
+    /// minus the time spent waiting on upstreams.
+    pub overhead_seconds: prometheus::Histogram,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -186,7 +189,18 @@ impl Metrics {
             &["api"],
         )?;
         registry.register(Box::new(request_seconds.clone()))?;
+        let overhead_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "llmpool_gateway_overhead_seconds",
+                "The gateway's own time per served request: time in the pipeline minus time waiting on upstreams.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+            ]),
+        )?;
+        registry.register(Box::new(overhead_seconds.clone()))?;
         Ok(Self {
+            overhead_seconds,
             account_limit,
             cooldown_until,
             cooldowns,

@@ -123,8 +123,10 @@ GATEWAY = dashboard(
         panel("Time to first token (p50, p95, p99)",
               [(f"histogram_quantile({q}, sum by (le) (rate(llmpool_upstream_first_byte_seconds_bucket{{{SEL}}}[5m])))", f"p{int(q * 100)}")
                for q in (0.5, 0.95, 0.99)], "s"),
-        panel("Added latency over the upstream's first byte (p50)",
-              [(f"histogram_quantile(0.5, sum by (le) (rate(llmpool_request_duration_seconds_bucket{{{SEL}}}[5m]))) - histogram_quantile(0.5, sum by (le) (rate(llmpool_upstream_first_byte_seconds_bucket{{{SEL}}}[5m])))", "added")], "s"),
+        panel("Latency the gateway adds (p50, p99)",
+              [(f"histogram_quantile({q}, sum by (le) (rate(llmpool_gateway_overhead_seconds_bucket{{{SEL}}}[5m])))", f"p{int(q * 100)}")
+               for q in (0.5, 0.99)], "s",
+              desc="Time in the pipeline (routing, admission, translation, accounting) minus time waiting on upstreams."),
         panel("Config reloads and rejects",
               [(f"sum by (result) (increase(llmpool_config_reloads_total{{{SEL}}}[1h]))", "{{result}}"),
                (f"max(llmpool_config_generation{{{SEL}}})", "generation")]),

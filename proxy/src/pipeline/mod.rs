@@ -36,6 +36,8 @@ pub async fn run(
     snapshot: Arc<Snapshot>,
     call: Call,
 ) -> Result<Response, ProxyError> {
+    let entered = Instant::now();
+    let mut waited = Duration::ZERO;
     let route = snapshot
         .route_for(&call.model)
         .ok_or_else(|| ProxyError::UnknownModel(crate::ingress::bounded(&call.model)))?;
@@ -151,7 +153,7 @@ pub async fn run(
         };
         attempts += 1;
         let started = Instant::now();
-        match attempt::send(
+        let sent = attempt::send(
             member,
             outgoing,
             call.api,
@@ -160,8 +162,9 @@ pub async fn run(
             app.settings.max_response_bytes,
             call.estimated_tokens,
         )
-        .await
-        {
+        .await;
+        waited += started.elapsed();
+        match sent {
             Ok(reply) => {
                 app.metrics
                     .attempts
@@ -183,6 +186,9 @@ pub async fn run(
                     .with_label_values(&[compiled.name.as_str(), &candidate.tier.to_string()])
                     .inc();
                 let response = respond(app, reply, guard, started, &call, &compiled.name).await;
+                app.metrics
+                    .overhead_seconds
+                    .observe(entered.elapsed().saturating_sub(waited).as_secs_f64());
                 let status = response.status();
                 app.metrics
                     .requests
