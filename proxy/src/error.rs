@@ -102,6 +102,16 @@ pub enum ProxyError {
     /// The request cannot be expressed for the accounts that could serve it.
     #[error("{0}")]
     Translate(#[from] TranslateError),
+    /// The request's token estimate exceeds every account's window.
+    #[error(
+        "the request needs about {estimate} tokens (prompt estimate plus the output limit), more than any account of this model can ever take ({largest} per window); lower the output limit"
+    )]
+    NeverFits {
+        /// Tokens the request would reserve.
+        estimate: u64,
+        /// The largest window among the accounts.
+        largest: u64,
+    },
     /// A `previous_response_id` the gateway cannot place on an account.
     #[error(
         "previous_response_id `{id}` is not known to this gateway (created elsewhere, or its record expired); send the conversation as input instead"
@@ -141,7 +151,8 @@ impl ProxyError {
             | ProxyError::InvalidBody(_)
             | ProxyError::InvalidField { .. }
             | ProxyError::Translate(_)
-            | ProxyError::UnknownResponse { .. } => StatusCode::BAD_REQUEST,
+            | ProxyError::UnknownResponse { .. }
+            | ProxyError::NeverFits { .. } => StatusCode::BAD_REQUEST,
             ProxyError::PinnedBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::UpstreamRejected { status, .. } => *status,
             ProxyError::MissingKey | ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
@@ -183,6 +194,7 @@ impl ProxyError {
             ProxyError::NotLoaded => "not_loaded",
             ProxyError::Translate(_) => "cannot_translate",
             ProxyError::UnknownResponse { .. } => "unknown_response",
+            ProxyError::NeverFits { .. } => "never_fits",
             ProxyError::PinnedBusy { .. } => "pinned_busy",
             ProxyError::UpstreamRejected { .. } => "upstream_rejected",
         }
@@ -200,6 +212,9 @@ impl ProxyError {
             }
             ProxyError::UnknownResponse { .. } => {
                 ("invalid_request_error", "previous_response_not_found")
+            }
+            ProxyError::NeverFits { .. } => {
+                ("invalid_request_error", "request_too_large_for_accounts")
             }
             ProxyError::PinnedBusy { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ProxyError::UpstreamRejected { status, .. } => match status.as_u16() {
@@ -225,6 +240,7 @@ impl ProxyError {
         match self {
             ProxyError::InvalidField { field, .. } => Some(field),
             ProxyError::UnknownModel(_) => Some("model"),
+            ProxyError::NeverFits { .. } => Some("max_tokens"),
             ProxyError::UnknownResponse { .. } => Some("previous_response_id"),
             _ => None,
         }

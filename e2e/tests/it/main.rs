@@ -6,6 +6,7 @@ mod bad_input;
 mod chart;
 mod cluster_mode;
 mod common;
+mod hardening;
 mod lifecycle;
 mod observability;
 mod operator;

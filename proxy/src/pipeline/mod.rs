@@ -50,6 +50,28 @@ pub async fn run(
         return Err(not_ready(compiled.problems.join("; ")));
     }
     let mut plan = routing::plan(route, &call.model);
+    // a request larger than every account's token window would wait for
+    // capacity forever: refuse it now, saying why
+    let fits = |c: &crate::state::Candidate| {
+        c.limits
+            .tokens_per_minute
+            .is_none_or(|t| call.estimated_tokens <= t)
+            && c.limits
+                .daily_tokens
+                .is_none_or(|d| call.estimated_tokens <= d)
+    };
+    if !plan.candidates.is_empty() && !plan.candidates.iter().any(fits) {
+        let largest = plan
+            .candidates
+            .iter()
+            .filter_map(|c| c.limits.tokens_per_minute.or(c.limits.daily_tokens))
+            .max()
+            .unwrap_or(0);
+        return Err(ProxyError::NeverFits {
+            estimate: call.estimated_tokens,
+            largest,
+        });
+    }
     if let Some(id) = &call.previous_response {
         pin(app, &snapshot, &mut plan, id).await?;
     }
@@ -71,6 +93,10 @@ pub async fn run(
     let mut excluded: Vec<usize> = Vec::new();
     let mut attempts = 0u32;
     let mut last: Option<(String, AttemptError)> = None;
+    // while every failure so far is a 429, the earliest time one frees up:
+    // a client whose every attempt was rate limited gets a 429 with it
+    let mut rate_limited: Option<Duration> = None;
+    let mut only_rate_limits = true;
     let mut untranslatable: Option<ProxyError> = None;
 
     while attempts < retry.max_attempts {
@@ -122,7 +148,7 @@ pub async fn run(
                         }
                     }
                     _ => ProxyError::AllBusy {
-                        model: call.model,
+                        model: crate::ingress::bounded(&call.model),
                         retry_after,
                     },
                 });
@@ -218,11 +244,25 @@ pub async fn run(
                     return Ok(response);
                 }
                 excluded.push(index);
+                match (&err, err.class()) {
+                    (AttemptError::Status { .. }, Some(FailureClass::RateLimited)) => {
+                        let wait = match err.outcome(&compiled.cooldown) {
+                            Outcome::RateLimited { cooldown } => cooldown,
+                            _ => Duration::from_secs(1),
+                        };
+                        rate_limited = Some(rate_limited.map_or(wait, |w| w.min(wait)));
+                    }
+                    _ => only_rate_limits = false,
+                }
                 last = Some((account.to_string(), err));
             }
         }
     }
     Err(match last {
+        Some(_) if only_rate_limits && rate_limited.is_some() => ProxyError::AllBusy {
+            model: crate::ingress::bounded(&call.model),
+            retry_after: rate_limited.unwrap_or(Duration::from_secs(1)),
+        },
         Some((account, err)) => ProxyError::UpstreamFailed {
             attempts,
             account,
@@ -230,7 +270,7 @@ pub async fn run(
         },
         None if untranslatable.is_some() => untranslatable.unwrap_or(ProxyError::NotLoaded),
         None => ProxyError::AllBusy {
-            model: call.model,
+            model: crate::ingress::bounded(&call.model),
             retry_after: Duration::from_secs(1),
         },
     })

@@ -10,6 +10,9 @@ use llmpool_crds::table::CooldownPolicy;
 
 use crate::state::Outcome;
 
+/// The shortest cooldown a 429 causes, whatever its hint says.
+pub const MIN_COOLDOWN: Duration = Duration::from_secs(1);
+
 /// A failed attempt.
 #[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
@@ -88,8 +91,11 @@ impl AttemptError {
         match (self.class(), self) {
             (Some(FailureClass::RateLimited), AttemptError::Status { hint, .. }) => {
                 Outcome::RateLimited {
+                    // a `Retry-After: 0` still cools the account a moment:
+                    // otherwise every request would try it again at once
                     cooldown: hint
                         .unwrap_or(Duration::from_millis(cooldown.default_ms))
+                        .max(MIN_COOLDOWN)
                         .min(cap),
                 }
             }

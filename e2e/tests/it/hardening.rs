@@ -1,0 +1,75 @@
+//! Findings of a hostile-but-honest probe, each fixed and kept fixed: 429
+//! semantics when every account is rate limited, a zero Retry-After, a
+//! request no account could ever take, and client strings echoed whole.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn when_every_attempt_is_rate_limited_the_client_gets_a_429_with_the_earliest_retry_after() {
+    // three accounts, three attempts, three 429s: the budget runs out on
+    // rate limits, which the client must see as a 429, not a 502
+    let accounts = [
+        ("a", "a?status=429&retry_after=30", ""),
+        ("b", "b?status=429&retry_after=7", ""),
+        ("c", "c?status=429&retry_after=20", ""),
+    ];
+    let env = Env::start(&accounts, &one_tier(&["a", "b", "c"], "round-robin", "")).await;
+    let r = env.chat(&chat_body("gpt-test", false)).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(retry_after_secs(&r), 7);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(openai_error(&body)["code"], "rate_limit_exceeded");
+    assert_eq!(env.mock.stats.total(), 3);
+}
+
+#[tokio::test]
+async fn a_zero_retry_after_still_cools_the_account() {
+    let accounts = [
+        ("zero", "zero?status=429&retry_after=0", ""),
+        ("ok", "ok", ""),
+    ];
+    let env = Env::start(&accounts, &one_tier(&["zero", "ok"], "round-robin", "")).await;
+    for _ in 0..20 {
+        assert_eq!(env.served_by("gpt-test").await, "ok");
+    }
+    // without a minimum cooldown every other request tried `zero` first
+    assert!(
+        env.count("zero") <= 2,
+        "zero was called {} times",
+        env.count("zero")
+    );
+}
+
+#[tokio::test]
+async fn a_request_no_account_could_ever_take_is_a_400_not_an_endless_429() {
+    let env = Env::start(
+        &[("a", "a", "  limits: {tokensPerMinute: 2000}\n")],
+        &one_tier(&["a"], "round-robin", ""),
+    )
+    .await;
+    let mut body = chat_body("gpt-test", false);
+    body["max_tokens"] = json!(u64::MAX);
+    let r = env.chat(&body).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    let message = openai_error(&body)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("2000"), "{message}");
+    assert_eq!(body["error"]["param"], "max_tokens");
+    assert_eq!(env.mock.stats.total(), 0);
+    // a request that fits still goes through
+    assert_eq!(env.served_by("gpt-test").await, "a");
+}
+
+#[tokio::test]
+async fn client_strings_are_bounded_in_answers_and_logs() {
+    let env = Env::start(&[("a", "a", "")], &one_tier(&["a"], "round-robin", "")).await;
+    let model = "m".repeat(5 * 1024 * 1024);
+    let r = env.chat(&chat_body(&model, false)).await;
+    assert_eq!(r.status(), 404);
+    let text = r.text().await.unwrap();
+    assert!(text.len() < 2048, "a {} byte error body", text.len());
+    let longest = env.proxy.logs().iter().map(String::len).max().unwrap_or(0);
+    assert!(longest < 4096, "a {longest} byte log line");
+}
