@@ -73,3 +73,52 @@ async fn client_strings_are_bounded_in_answers_and_logs() {
     let longest = env.proxy.logs().iter().map(String::len).max().unwrap_or(0);
     assert!(longest < 4096, "a {longest} byte log line");
 }
+
+#[tokio::test]
+async fn a_file_caught_half_written_is_never_applied() {
+    let env = Env::start(&[("a", "a", "")], &one_tier(&["a"], "round-robin", "")).await;
+    // two routes in one file; cut after the first, it still parses, but
+    // serves only `other-model`
+    let path = env.dir.path().join("route.yaml");
+    let full = format!(
+        "{}\n---\n{}",
+        llmpool_e2e::harness::route(
+            "other",
+            "  models: [other-model]\n  targets: [{accounts: {names: [a]}}]\n"
+        ),
+        std::fs::read_to_string(&path).unwrap()
+    );
+    env.dir.write("route.yaml", &full).unwrap();
+    eventually("both routes served", || async {
+        env.ask("other-model").await.0 == 200
+    })
+    .await;
+    let half = full[..full.find("---").unwrap()].to_owned();
+    // rewrite the file in place, as an editor or script does, pausing
+    // between the first half and the rest, while requests keep coming; a
+    // 77 ms cycle drifts against the 200 ms polls, so some poll lands in a
+    // half-written moment
+    let writer = std::thread::spawn(move || {
+        for _ in 0..50 {
+            std::fs::write(&path, &half).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            std::fs::write(&path, &full).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(47));
+        }
+    });
+    let mut failed = 0;
+    let mut sent = 0;
+    while !writer.is_finished() {
+        let (status, _) = env.ask("gpt-test").await;
+        sent += 1;
+        if status != 200 {
+            failed += 1;
+        }
+    }
+    writer.join().unwrap();
+    assert!(sent > 50, "only {sent} requests");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed while the file was rewritten"
+    );
+}

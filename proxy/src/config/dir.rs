@@ -6,6 +6,9 @@
 //! Watching polls the directory's contents (not inotify): it behaves the
 //! same for editors that rename files, for ConfigMap volumes that swap a
 //! symlink, and on network filesystems, and costs a few small reads a second.
+//! A change is applied only once two polls in a row read the same contents
+//! with no write in between (same modification times), so a file caught
+//! half-written (an editor or script writing in place) is never served.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +40,9 @@ pub struct DirContents {
     files: Vec<(String, String)>,
     /// Hash of names and contents, to notice changes.
     pub digest: [u8; 32],
+    /// Hash of the files' modification times: equal across two polls means
+    /// nothing was written in between.
+    pub stamp: [u8; 32],
 }
 
 /// Reads every `.yaml`, `.yml` and `.json` file (hidden ones skipped, so a
@@ -59,9 +65,17 @@ pub fn read(dir: &Path) -> Result<DirContents, DirError> {
     }
     names.sort();
     let mut hasher = Sha256::new();
+    let mut stamps = Sha256::new();
     let mut files = Vec::new();
     for name in names {
         let path = dir.join(&name);
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        stamps.update(name.as_bytes());
+        stamps.update(modified.to_le_bytes());
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         hasher.update(name.as_bytes());
         hasher.update([0]);
@@ -72,6 +86,7 @@ pub fn read(dir: &Path) -> Result<DirContents, DirError> {
     Ok(DirContents {
         files,
         digest: hasher.finalize().into(),
+        stamp: stamps.finalize().into(),
     })
 }
 
@@ -84,6 +99,22 @@ pub fn compile(contents: &DirContents) -> Compiled {
     resources.compile()
 }
 
+/// ModelRoutes per file, to notice a change that empties a file.
+fn routes_in(contents: &DirContents) -> std::collections::BTreeMap<String, usize> {
+    contents
+        .files
+        .iter()
+        .map(|(name, text)| {
+            let routes = text.matches("kind: ModelRoute").count();
+            (name.clone(), routes)
+        })
+        .collect()
+}
+
+fn routes_per_file(dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    read(dir).map(|c| routes_in(&c)).unwrap_or_default()
+}
+
 /// Polls `dir` every `interval` and swaps in every good change. Runs until
 /// the process ends.
 pub async fn watch(
@@ -94,6 +125,9 @@ pub async fn watch(
     interval: Duration,
 ) {
     let mut generation = app.snapshots.load().generation;
+    // a change seen once, waiting for the next poll to read it again
+    let mut pending: Option<([u8; 32], [u8; 32])> = None;
+    let mut routes_by_file = routes_per_file(&dir);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -108,9 +142,24 @@ pub async fn watch(
             Err(_) => continue,
         };
         if contents.digest == digest {
+            pending = None;
             continue;
         }
+        let seen = (contents.digest, contents.stamp);
+        if pending != Some(seen) {
+            // not yet stable: a writer may still be in the middle of a file
+            pending = Some(seen);
+            continue;
+        }
+        pending = None;
         digest = contents.digest;
+        let now = routes_in(&contents);
+        for (file, before) in &routes_by_file {
+            if *before > 0 && now.get(file).copied().unwrap_or(0) == 0 {
+                tracing::warn!(file = %file, routes_before = before, "config change removes every route of this file");
+            }
+        }
+        routes_by_file = now;
         let compiled = compile(&contents);
         if compiled.has_errors() {
             for d in compiled.errors() {
