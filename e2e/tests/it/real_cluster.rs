@@ -318,3 +318,113 @@ async fn operator_and_two_proxies_against_a_real_api_server() {
 
     kubectl(&api, &["delete", "namespace", &ns, "--wait=false"], None);
 }
+
+/// A kubeconfig for `token` on the admin kubeconfig's server.
+fn token_kubeconfig(api: &RealApiServer, token: &str, namespace: &str, dir: &std::path::Path, name: &str) -> String {
+    let server = kubectl(api, &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"], None);
+    let ca = kubectl(api, &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority}"], None);
+    let ca_data = kubectl(api, &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"], None);
+    let authority = if ca_data.is_empty() {
+        format!("certificate-authority: \"{ca}\"")
+    } else {
+        format!("certificate-authority-data: {ca_data}")
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", {authority}}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {namespace}}}\ncurrent-context: x\n"
+    );
+    let path = dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn the_chart_installs_and_its_service_accounts_are_enough() {
+    let api = match RealApiServer::from_env() {
+        Ok(Some(api)) => api,
+        Ok(None) => {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(
+                b"real API server chart tier skipped: set KUBECONFIG or KUBE_APISERVER to run it\n",
+            );
+            return;
+        }
+        Err(e) => panic!("the real API server named by the environment is unusable: {e}"),
+    };
+    let helm = std::env::var("LLMPOOL_HELM").expect("scripts/test.sh sets LLMPOOL_HELM");
+    let ns = format!("llmpool-chart-{}", std::process::id());
+    let chart = format!("{}/../charts/llmpool", env!("CARGO_MANIFEST_DIR"));
+    // on a shared cluster the CRDs may exist already, owned by nobody
+    let own_server = std::env::var("KUBE_APISERVER").is_ok();
+    let out = std::process::Command::new(&helm)
+        .args(["install", "llmpool", &chart, "--namespace", &ns, "--create-namespace"])
+        .args(["--set", "redis.mode=none", "--set", "proxy.replicas=1", "--set", "proxy.pdb.enabled=false"])
+        .args(["--set", &format!("crds.enabled={own_server}")])
+        .env("KUBECONFIG", api.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm install: {}", String::from_utf8_lossy(&out.stderr));
+    if !own_server {
+        kubectl(&api, &["apply", "-f", &crd_dir()], None);
+    }
+    kubectl(&api, &["wait", "--for=condition=established", "--timeout=60s", "crd/llmaccounts.llmpool.dev", "crd/modelroutes.llmpool.dev"], None);
+
+    // every example applies, as the server validates it
+    let examples_ns = format!("{ns}-examples");
+    kubectl(&api, &["create", "namespace", &examples_ns], None);
+    let examples = format!("{}/../manifests/examples", env!("CARGO_MANIFEST_DIR"));
+    kubectl(&api, &["-n", &examples_ns, "apply", "-f", &examples], None);
+
+    // the operator and a proxy out of cluster, as the chart's ServiceAccounts
+    let dir = tempfile::tempdir().unwrap();
+    let token = |sa: &str| kubectl(&api, &["-n", &ns, "create", "token", sa], None).trim().to_owned();
+    let operator_kc = token_kubeconfig(&api, &token("llmpool-operator"), &ns, dir.path(), "operator");
+    let proxy_kc = token_kubeconfig(&api, &token("llmpool-proxy"), &ns, dir.path(), "proxy");
+    let mock = MockProvider::start().await.unwrap();
+    kubectl(&api, &["-n", &ns, "apply", "-f", "-"], Some(&resources(&mock.base_url())));
+    let operator = Process::operator(&["--namespace", &ns, "--name", "llmpool"], &[("KUBECONFIG", operator_kc.as_str())])
+        .unwrap_or_else(|f| panic!("{f:?}"));
+    let proxy = Process::launch(&["--kube", "--name", "llmpool", "--namespace", &ns], &[("KUBECONFIG", proxy_kc.as_str())])
+        .unwrap_or_else(|f| panic!("{f:?}"));
+    let http = reqwest::Client::new();
+    let ready = proxy.url("/readyz");
+    eventually("the proxy loaded the operator's objects", || {
+        let (http, ready) = (http.clone(), ready.clone());
+        async move { http.get(ready).send().await.unwrap().status() == 200 }
+    })
+    .await;
+    let key = kubectl(&api, &["-n", &ns, "get", "secret", "llmpool-client-keys", "-o", "jsonpath={.data.keys}"], None);
+    use base64::Engine;
+    let key = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(key.trim()).unwrap()).unwrap();
+    let r = http
+        .post(proxy.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&chat_body("gpt-test", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+
+    // the proxy's account reads its two objects and nothing else
+    let as_proxy = |args: &[&str]| {
+        std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &proxy_kc)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(as_proxy(&["-n", &ns, "get", "configmap", "llmpool-routes"]).status.success());
+    for forbidden in [
+        &["-n", ns.as_str(), "get", "secrets"][..],
+        &["-n", ns.as_str(), "get", "secret", "llmpool-client-keys"][..],
+        &["-n", ns.as_str(), "get", "llmaccounts"][..],
+    ] {
+        let out = as_proxy(forbidden);
+        assert!(!out.status.success(), "{forbidden:?} allowed");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"), "{forbidden:?}");
+    }
+    // the operator's rights are enough for everything it did
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let denied: Vec<String> = operator.logs().into_iter().filter(|l| l.contains("forbidden")).collect();
+    assert!(denied.is_empty(), "the chart's operator RBAC is not enough: {denied:?}");
+    kubectl(&api, &["delete", "namespace", &ns, &examples_ns, "--wait=false"], None);
+}
