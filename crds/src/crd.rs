@@ -7,21 +7,21 @@ use crate::route::ModelRoute;
 
 /// Each CRD as (file name, YAML). The checked-in files under `crds/yaml/`
 /// must equal these; a test fails when they drift.
-pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
+pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_saphyr::SerializeError> {
     Ok(vec![
         (
             "llmaccounts.llmpool.dev.yaml",
-            serde_yaml::to_string(&LlmAccount::crd())?,
+            serde_saphyr::to_string(&LlmAccount::crd())?,
         ),
         (
             "modelroutes.llmpool.dev.yaml",
-            serde_yaml::to_string(&ModelRoute::crd())?,
+            serde_saphyr::to_string(&ModelRoute::crd())?,
         ),
     ])
 }
 
 /// All CRDs as one multi-document YAML stream.
-pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
     Ok(crd_files()?
         .into_iter()
         .map(|(_, yaml)| format!("---\n{yaml}"))

@@ -30,17 +30,23 @@ pub struct Resources {
 impl Resources {
     /// Adds every document of one YAML text; `origin` names the file.
     pub fn add_yaml(&mut self, text: &str, origin: &str) {
-        for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let mut reader = text.as_bytes();
+        for (i, doc) in serde_saphyr::read::<_, serde_json::Value>(&mut reader).enumerate() {
             let at = format!("{origin} (document {})", i + 1);
-            match serde::Deserialize::deserialize(doc) {
+            match doc {
                 Ok(value) => self.add_value(value, &at),
                 Err(e) => {
+                    // rendered without source snippets: a Secret's values
+                    // must never reach a diagnostic or a log
+                    let plain = serde_saphyr::render_options! {
+                        snippets: serde_saphyr::SnippetMode::Off,
+                    };
                     self.problem(
                         Severity::Error,
                         "file",
                         origin,
                         "",
-                        format!("document {}: {e}", i + 1),
+                        format!("document {}: {}", i + 1, e.render_with_options(plain)),
                     );
                     // after a syntax error the stream cannot be resynchronised
                     break;
@@ -49,7 +55,7 @@ impl Resources {
         }
     }
 
-    fn add_value(&mut self, value: serde_yaml::Value, at: &str) {
+    fn add_value(&mut self, value: serde_json::Value, at: &str) {
         if value.is_null() {
             return;
         }
@@ -116,7 +122,7 @@ impl Resources {
     /// since the API server would silently drop a misspelt field.
     fn parse<T: DeserializeOwned>(
         &mut self,
-        value: serde_yaml::Value,
+        value: serde_json::Value,
         kind: &str,
         name: &str,
     ) -> Option<T> {
@@ -137,7 +143,7 @@ impl Resources {
                 Some(obj)
             }
             Err(e) => {
-                // serde_yaml::Error's text never includes the document's values.
+                // a type error names the field and the expected type
                 self.problem(Severity::Error, kind, name, "", e.to_string());
                 None
             }

@@ -387,3 +387,27 @@ mod objects {
         assert!(err.to_string().contains("llmpool-routes"), "{err}");
     }
 }
+
+#[test]
+fn a_yaml_syntax_error_never_quotes_the_document() {
+    let mut resources = llmpool_crds::manifest::Resources::default();
+    resources.add_yaml(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: keys}\nstringData:\n  openai: sk-very-secret-value\n  broken: [unclosed\n",
+        "keys.yaml",
+    );
+    let compiled = resources.compile();
+    let text: Vec<String> = compiled
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        text.iter()
+            .any(|d| d.contains("keys.yaml") && d.contains("document 1")),
+        "{text:?}"
+    );
+    assert!(
+        !text.iter().any(|d| d.contains("sk-very-secret-value")),
+        "{text:?}"
+    );
+}

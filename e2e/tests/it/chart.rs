@@ -57,9 +57,10 @@ fn render(helm: &str, args: &[&str]) -> Result<Vec<Value>, String> {
 }
 
 fn docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .filter_map(|d| serde_yaml::with::singleton_map_recursive::deserialize(d).ok())
-        .filter(|v: &Value| v.is_object())
+    let mut reader = text.as_bytes();
+    serde_saphyr::read::<_, Value>(&mut reader)
+        .map(|d| d.unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}")))
+        .filter(Value::is_object)
         .collect()
 }
 

@@ -320,10 +320,49 @@ async fn operator_and_two_proxies_against_a_real_api_server() {
 }
 
 /// A kubeconfig for `token` on the admin kubeconfig's server.
-fn token_kubeconfig(api: &RealApiServer, token: &str, namespace: &str, dir: &std::path::Path, name: &str) -> String {
-    let server = kubectl(api, &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"], None);
-    let ca = kubectl(api, &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority}"], None);
-    let ca_data = kubectl(api, &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"], None);
+fn token_kubeconfig(
+    api: &RealApiServer,
+    token: &str,
+    namespace: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> String {
+    let server = kubectl(
+        api,
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let ca = kubectl(
+        api,
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority}",
+        ],
+        None,
+    );
+    let ca_data = kubectl(
+        api,
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+        None,
+    );
     let authority = if ca_data.is_empty() {
         format!("certificate-authority: \"{ca}\"")
     } else {
@@ -356,17 +395,45 @@ async fn the_chart_installs_and_its_service_accounts_are_enough() {
     // on a shared cluster the CRDs may exist already, owned by nobody
     let own_server = std::env::var("KUBE_APISERVER").is_ok();
     let out = std::process::Command::new(&helm)
-        .args(["install", "llmpool", &chart, "--namespace", &ns, "--create-namespace"])
-        .args(["--set", "redis.mode=none", "--set", "proxy.replicas=1", "--set", "proxy.pdb.enabled=false"])
+        .args([
+            "install",
+            "llmpool",
+            &chart,
+            "--namespace",
+            &ns,
+            "--create-namespace",
+        ])
+        .args([
+            "--set",
+            "redis.mode=none",
+            "--set",
+            "proxy.replicas=1",
+            "--set",
+            "proxy.pdb.enabled=false",
+        ])
         .args(["--set", &format!("crds.enabled={own_server}")])
         .env("KUBECONFIG", api.kubeconfig())
         .output()
         .unwrap();
-    assert!(out.status.success(), "helm install: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !own_server {
         kubectl(&api, &["apply", "-f", &crd_dir()], None);
     }
-    kubectl(&api, &["wait", "--for=condition=established", "--timeout=60s", "crd/llmaccounts.llmpool.dev", "crd/modelroutes.llmpool.dev"], None);
+    kubectl(
+        &api,
+        &[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            "crd/llmaccounts.llmpool.dev",
+            "crd/modelroutes.llmpool.dev",
+        ],
+        None,
+    );
 
     // every example applies, as the server validates it
     let examples_ns = format!("{ns}-examples");
@@ -376,15 +443,35 @@ async fn the_chart_installs_and_its_service_accounts_are_enough() {
 
     // the operator and a proxy out of cluster, as the chart's ServiceAccounts
     let dir = tempfile::tempdir().unwrap();
-    let token = |sa: &str| kubectl(&api, &["-n", &ns, "create", "token", sa], None).trim().to_owned();
-    let operator_kc = token_kubeconfig(&api, &token("llmpool-operator"), &ns, dir.path(), "operator");
+    let token = |sa: &str| {
+        kubectl(&api, &["-n", &ns, "create", "token", sa], None)
+            .trim()
+            .to_owned()
+    };
+    let operator_kc = token_kubeconfig(
+        &api,
+        &token("llmpool-operator"),
+        &ns,
+        dir.path(),
+        "operator",
+    );
     let proxy_kc = token_kubeconfig(&api, &token("llmpool-proxy"), &ns, dir.path(), "proxy");
     let mock = MockProvider::start().await.unwrap();
-    kubectl(&api, &["-n", &ns, "apply", "-f", "-"], Some(&resources(&mock.base_url())));
-    let operator = Process::operator(&["--namespace", &ns, "--name", "llmpool"], &[("KUBECONFIG", operator_kc.as_str())])
-        .unwrap_or_else(|f| panic!("{f:?}"));
-    let proxy = Process::launch(&["--kube", "--name", "llmpool", "--namespace", &ns], &[("KUBECONFIG", proxy_kc.as_str())])
-        .unwrap_or_else(|f| panic!("{f:?}"));
+    kubectl(
+        &api,
+        &["-n", &ns, "apply", "-f", "-"],
+        Some(&resources(&mock.base_url())),
+    );
+    let operator = Process::operator(
+        &["--namespace", &ns, "--name", "llmpool"],
+        &[("KUBECONFIG", operator_kc.as_str())],
+    )
+    .unwrap_or_else(|f| panic!("{f:?}"));
+    let proxy = Process::launch(
+        &["--kube", "--name", "llmpool", "--namespace", &ns],
+        &[("KUBECONFIG", proxy_kc.as_str())],
+    )
+    .unwrap_or_else(|f| panic!("{f:?}"));
     let http = reqwest::Client::new();
     let ready = proxy.url("/readyz");
     eventually("the proxy loaded the operator's objects", || {
@@ -392,9 +479,26 @@ async fn the_chart_installs_and_its_service_accounts_are_enough() {
         async move { http.get(ready).send().await.unwrap().status() == 200 }
     })
     .await;
-    let key = kubectl(&api, &["-n", &ns, "get", "secret", "llmpool-client-keys", "-o", "jsonpath={.data.keys}"], None);
+    let key = kubectl(
+        &api,
+        &[
+            "-n",
+            &ns,
+            "get",
+            "secret",
+            "llmpool-client-keys",
+            "-o",
+            "jsonpath={.data.keys}",
+        ],
+        None,
+    );
     use base64::Engine;
-    let key = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(key.trim()).unwrap()).unwrap();
+    let key = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(key.trim())
+            .unwrap(),
+    )
+    .unwrap();
     let r = http
         .post(proxy.url("/v1/chat/completions"))
         .bearer_auth(&key)
@@ -412,7 +516,11 @@ async fn the_chart_installs_and_its_service_accounts_are_enough() {
             .output()
             .unwrap()
     };
-    assert!(as_proxy(&["-n", &ns, "get", "configmap", "llmpool-routes"]).status.success());
+    assert!(
+        as_proxy(&["-n", &ns, "get", "configmap", "llmpool-routes"])
+            .status
+            .success()
+    );
     for forbidden in [
         &["-n", ns.as_str(), "get", "secrets"][..],
         &["-n", ns.as_str(), "get", "secret", "llmpool-client-keys"][..],
@@ -420,11 +528,25 @@ async fn the_chart_installs_and_its_service_accounts_are_enough() {
     ] {
         let out = as_proxy(forbidden);
         assert!(!out.status.success(), "{forbidden:?} allowed");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"), "{forbidden:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+            "{forbidden:?}"
+        );
     }
     // the operator's rights are enough for everything it did
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let denied: Vec<String> = operator.logs().into_iter().filter(|l| l.contains("forbidden")).collect();
-    assert!(denied.is_empty(), "the chart's operator RBAC is not enough: {denied:?}");
-    kubectl(&api, &["delete", "namespace", &ns, &examples_ns, "--wait=false"], None);
+    let denied: Vec<String> = operator
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("forbidden"))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the chart's operator RBAC is not enough: {denied:?}"
+    );
+    kubectl(
+        &api,
+        &["delete", "namespace", &ns, &examples_ns, "--wait=false"],
+        None,
+    );
 }
