@@ -401,6 +401,62 @@ def load(base, stop, rate):
         time.sleep(rng.expovariate(rate))
 
 
+OPERATOR_RESOURCES = """apiVersion: v1
+kind: Secret
+metadata: {{name: keys}}
+stringData: {{a: a, b: b, broken: ""}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {{name: a}}
+spec: {{provider: openai-compatible, baseUrl: "{url}/v1", credentials: {{secretRef: {{name: keys, key: a}}}}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmAccount
+metadata: {{name: b}}
+spec: {{provider: openai-compatible, baseUrl: "{url}/v1", credentials: {{secretRef: {{name: keys, key: b}}}}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: r}}
+spec: {{models: [m], targets: [{{accounts: {{names: [a, b]}}}}]}}
+"""
+
+
+def kubectl(*args, stdin=None):
+    return subprocess.run(["kubectl", *args], input=stdin, text=True, capture_output=True, check=True).stdout
+
+
+def start_operator(release, mock_url):
+    """With KUBECONFIG set: a namespace with two accounts and a route, and
+    the operator reconciling it; returns (process, metrics URL, namespace)."""
+    if not os.environ.get("KUBECONFIG"):
+        return None, None, None
+    ns = f"llmpool-pictures-{os.getpid()}"
+    kubectl("create", "namespace", ns)
+    kubectl("apply", "-f", str(ROOT / "crds" / "yaml"))
+    kubectl("wait", "--for=condition=established", "--timeout=60s", "crd/llmaccounts.llmpool.dev")
+    kubectl("-n", ns, "apply", "-f", "-", stdin=OPERATOR_RESOURCES.format(url=mock_url))
+    port = free_port()
+    proc = subprocess.Popen([str(release / "llmpool-operator"), "--namespace", ns, "--no-leader-election",
+                             "--metrics", f"127.0.0.1:{port}", "--resync", "5s"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}/metrics", ns
+
+
+def churn(ns, stop):
+    """Edits the route now and then, so the operator has work."""
+    i = 0
+    while not stop.wait(3.0):
+        i += 1
+        try:
+            kubectl("-n", ns, "annotate", "modelroute", "r", f"pictures/round={i}", "--overwrite")
+            kubectl("-n", ns, "patch", "llmaccount", "b", "--type=merge", "-p",
+                    json.dumps({"spec": {"weight": 1 + i % 3}}))
+        except subprocess.CalledProcessError:
+            pass
+
+
 def main():
     duration = int(sys.argv[1]) if len(sys.argv) > 1 else 90
     release = ROOT / "target" / "release"
@@ -415,27 +471,43 @@ def main():
                                   "--listen", f"127.0.0.1:{proxy_port}", "--log", "warn"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{proxy_port}"
+        operator, operator_metrics, ns = start_operator(release, f"http://127.0.0.1:{mock_port}")
         time.sleep(1.5)
         stop = threading.Event()
         workers = [threading.Thread(target=load, args=(base, stop, 12.0), daemon=True) for _ in range(4)]
+        if ns:
+            workers.append(threading.Thread(target=churn, args=(ns, stop), daemon=True))
         for w in workers:
             w.start()
-        scrapes, times = [], []
+        scrapes, times, operator_scrapes = [], [], []
         started = time.time()
         try:
             while time.time() - started < duration:
                 with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
                     scrapes.append(parse_scrape(r.read().decode()))
+                if operator_metrics:
+                    try:
+                        with urllib.request.urlopen(operator_metrics, timeout=5) as r:
+                            operator_scrapes.append(parse_scrape(r.read().decode()))
+                    except OSError:
+                        operator_scrapes.append({})
                 times.append(time.time())
                 time.sleep(1.0)
         finally:
             stop.set()
             proxy.terminate()
             mock.terminate()
+            if operator:
+                operator.terminate()
+                subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], capture_output=True)
     for name in ("pool", "gateway"):
         dashboard = json.loads((ROOT / "charts/llmpool/dashboards" / f"{name}.json").read_text())
         draw(dashboard, scrapes, times, out_dir / f"{name}.png")
         print(f"wrote docs/dashboards/{name}.png")
+    if operator_scrapes:
+        dashboard = json.loads((ROOT / "charts/llmpool/dashboards/operator.json").read_text())
+        draw(dashboard, operator_scrapes, times, out_dir / "operator.png")
+        print("wrote docs/dashboards/operator.png")
 
 
 if __name__ == "__main__":
