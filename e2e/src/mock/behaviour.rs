@@ -24,6 +24,7 @@
 //! | `parallel=1` | call the first two tools at once |
 //! | `cached=N` | Anthropic: report N `cache_read_input_tokens` |
 //! | `code=daily` | Gemini 429: a per-day `QuotaFailure` |
+//! | `echo_key=1` | error bodies and error events quote the API key (as some providers do) |
 
 use std::time::Duration;
 
@@ -77,6 +78,8 @@ pub struct Behaviour {
     pub parallel: bool,
     /// Cached input tokens reported (Anthropic).
     pub cached: u64,
+    /// Quote the API key in error messages.
+    pub echo_key: bool,
 }
 
 impl Behaviour {
@@ -100,6 +103,7 @@ impl Behaviour {
             think: false,
             parallel: false,
             cached: 0,
+            echo_key: false,
         };
         for pair in params.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -129,6 +133,7 @@ impl Behaviour {
                 "think" => b.think = v == "1",
                 "parallel" => b.parallel = v == "1",
                 "cached" => b.cached = num().unwrap_or(0),
+                "echo_key" => b.echo_key = v == "1",
                 _ => {}
             }
         }

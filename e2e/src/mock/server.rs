@@ -255,7 +255,17 @@ async fn generate(
     .await
 }
 
-fn error_response(wire: Wire, b: &Behaviour) -> Response {
+/// Puts the key into an error body's message, as a careless provider does.
+fn echo_key(mut body: Value, b: &Behaviour, key: &str) -> Value {
+    if b.echo_key
+        && let Some(m) = body.pointer_mut("/error/message")
+    {
+        *m = json!(format!("Incorrect API key provided: {key}"));
+    }
+    body
+}
+
+fn error_response(wire: Wire, b: &Behaviour, key: &str) -> Response {
     let status = StatusCode::from_u16(b.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match wire {
         Wire::OpenAi | Wire::Responses => openai::error(b.status, b.code.as_deref()),
@@ -266,7 +276,7 @@ fn error_response(wire: Wire, b: &Behaviour) -> Response {
             b.code.as_deref() == Some("daily"),
         ),
     };
-    let mut response = (status, axum::Json(body)).into_response();
+    let mut response = (status, axum::Json(echo_key(body, b, key))).into_response();
     if !matches!(wire, Wire::Gemini { .. })
         && let Some(retry) = &b.retry_after
         && let Ok(v) = retry.parse()
@@ -323,7 +333,7 @@ async fn serve_one(
     }
     if b.status != 200 {
         drop(guard);
-        return error_response(wire, &b);
+        return error_response(wire, &b, &key);
     }
     if wire == Wire::Responses
         && let Some(previous) = request.get("previous_response_id").and_then(Value::as_str)

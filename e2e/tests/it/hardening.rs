@@ -122,3 +122,50 @@ async fn a_file_caught_half_written_is_never_applied() {
         "{failed} of {sent} requests failed while the file was rewritten"
     );
 }
+
+#[tokio::test]
+async fn a_provider_that_quotes_the_api_key_never_gets_it_to_the_client_or_the_logs() {
+    // some providers echo the key they were sent in an error message; the
+    // gateway relays errors, so it must mask the key on the way out
+    let key = "leak?status=404&echo_key=1";
+    let env = Env::start(
+        &[("leak", key, "")],
+        &one_tier(&["leak"], "round-robin", ""),
+    )
+    .await;
+    // the mock does quote it when called directly
+    let direct = env
+        .http
+        .post(format!("{}/chat/completions", env.mock.base_url()))
+        .bearer_auth(key)
+        .json(&chat_body("gpt-test", false))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(direct.contains(key), "{direct}");
+    // same protocol: the error is passed through, minus the key
+    let r = env.chat(&chat_body("gpt-test", false)).await;
+    assert_eq!(r.status(), 404);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(key), "{text}");
+    assert!(text.contains("Incorrect API key provided"), "{text}");
+    // another protocol: the translated error is clean too
+    let r = env
+        .http
+        .post(env.proxy.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "gpt-test", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(key), "{text}");
+    assert!(text.contains("\"type\":\"error\""), "{text}");
+    let logs = env.proxy.logs().join("\n");
+    assert!(!logs.contains(key), "the key reached the logs");
+}

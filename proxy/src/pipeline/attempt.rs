@@ -19,6 +19,7 @@ use crate::protocol::{Wire, openai};
 use crate::snapshot::Member;
 use crate::upstream::error::AttemptError;
 use crate::upstream::hints;
+use crate::upstream::redact::Redactor;
 
 /// Largest upstream error body kept (to classify it or hand it on).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -66,6 +67,8 @@ pub struct Committed {
     pub wire: Wire,
     /// The upstream's response id (Responses API), for affinity.
     pub response_id: Option<String>,
+    /// Cleans the account's key out of what is relayed.
+    pub redactor: Redactor,
     /// Bytes ready for the client: send first.
     pub prefix: Bytes,
     /// Pass-through bytes read so far that do not yet end on an event boundary.
@@ -98,6 +101,12 @@ pub async fn send(
         .client
         .as_ref()
         .map_err(|e| AttemptError::Unusable(e.clone()))?;
+    let redactor = member
+        .account
+        .endpoint
+        .as_ref()
+        .map(|e| e.redactor.clone())
+        .unwrap_or_default();
     if let Some(body) = out.local {
         return Ok(Reply::Whole {
             status: StatusCode::OK,
@@ -137,6 +146,7 @@ pub async fn send(
             .await
             .unwrap_or_default();
         let now = std::time::SystemTime::now();
+        let body = redactor.bytes(&body);
         return Err(hints::status_error(
             wire.protocol(),
             status,
@@ -180,7 +190,7 @@ pub async fn send(
         }
     };
     commit_stream(
-        status, response, mode, wire, first_byte, deadline, exhausted,
+        status, response, mode, wire, first_byte, deadline, exhausted, redactor,
     )
     .await
 }
@@ -194,6 +204,7 @@ async fn commit_stream(
     first_byte: Instant,
     deadline: Instant,
     exhausted: Option<Duration>,
+    redactor: Redactor,
 ) -> Result<Reply, AttemptError> {
     let mut upstream = response.bytes_stream().boxed();
     let mut parser = sse::Parser::new(MAX_SSE_LINE);
@@ -222,7 +233,7 @@ async fn commit_stream(
             match &mut mode {
                 Mode::Translate(t) => {
                     t.feed(&event, &mut out)
-                        .map_err(|e| AttemptError::StreamError(e.to_string()))?;
+                        .map_err(|e| AttemptError::StreamError(redactor.text(&e.to_string())))?;
                     committed |= t.content;
                     done |= pstream::is_done(wire, &event);
                 }
@@ -235,7 +246,7 @@ async fn commit_stream(
                     }
                     match pstream::classify(wire, &event) {
                         ChunkKind::Error(message) if !committed => {
-                            return Err(AttemptError::StreamError(message));
+                            return Err(AttemptError::StreamError(redactor.text(&message)));
                         }
                         ChunkKind::Done if !committed => return Err(AttemptError::EmptyStream),
                         ChunkKind::Done => done = true,
@@ -254,7 +265,14 @@ async fn commit_stream(
         }
         if committed {
             let prefix = match &mode {
-                Mode::Pass if parser.at_boundary() => held.split().freeze(),
+                Mode::Pass if parser.at_boundary() => {
+                    let first = held.split().freeze();
+                    if redactor.holds_secret(&first) {
+                        redactor.bytes(&first)
+                    } else {
+                        first
+                    }
+                }
                 Mode::Pass => Bytes::new(),
                 _ => Bytes::from(std::mem::take(&mut out)),
             };
@@ -266,6 +284,7 @@ async fn commit_stream(
                 mode,
                 wire,
                 response_id,
+                redactor,
                 prefix,
                 held,
                 upstream,

@@ -103,6 +103,7 @@ impl Relay {
                     }
                     self.events.clear();
                     if let Some(message) = broken {
+                        let message = self.stream.redactor.text(&message);
                         let mut bytes = out;
                         bytes.extend_from_slice(&self.fail(&message).await);
                         return Some(Bytes::from(bytes));
@@ -113,7 +114,13 @@ impl Relay {
                             if !self.stream.parser.at_boundary() {
                                 continue;
                             }
-                            self.stream.held.split().freeze()
+                            let events = self.stream.held.split().freeze();
+                            // an upstream that echoes the key mid-stream
+                            if self.stream.redactor.holds_secret(&events) {
+                                self.stream.redactor.bytes(&events)
+                            } else {
+                                events
+                            }
                         }
                         _ => Bytes::from(out),
                     };

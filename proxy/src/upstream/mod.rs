@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod error;
 pub mod hints;
+pub mod redact;
 
 use http::{HeaderName, HeaderValue};
 use llmpool_crds::{CompiledAccount, Provider};
@@ -23,6 +24,8 @@ pub struct Endpoint {
     pub chat_url: String,
     /// Headers for every request: auth (marked sensitive) and the account's extras.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Cleans this account's key out of upstream text.
+    pub redactor: redact::Redactor,
 }
 
 /// Why an account's endpoint could not be built.
@@ -66,6 +69,7 @@ impl Endpoint {
             base_url: account.base_url.clone(),
             chat_url,
             headers,
+            redactor: redact::Redactor::new(key),
         })
     }
 
