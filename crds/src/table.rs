@@ -132,6 +132,9 @@ pub struct RetryPolicy {
     pub per_try_timeout_ms: u64,
     /// Until the first content arrives.
     pub first_byte_timeout_ms: u64,
+    /// Silence between two stream events once content has started.
+    #[serde(default = "defaults::stream_idle_timeout_ms")]
+    pub stream_idle_timeout_ms: u64,
     /// TCP/TLS connect.
     pub connect_timeout_ms: u64,
     /// Failure classes that move to another account.
@@ -160,6 +163,12 @@ pub mod defaults {
     pub const PER_TRY_TIMEOUT_MS: u64 = 600_000;
     /// First-byte time limit.
     pub const FIRST_BYTE_TIMEOUT_MS: u64 = 60_000;
+    /// Stream idle time limit.
+    pub const STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
+    /// The stream idle limit of a table written before it existed.
+    pub fn stream_idle_timeout_ms() -> u64 {
+        STREAM_IDLE_TIMEOUT_MS
+    }
     /// Connect time limit.
     pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
     /// Cooldown after a hint-less 429.

@@ -9,11 +9,12 @@
 //! | `retry_after=2` | `Retry-After` value sent with an error status |
 //! | `code=insufficient_quota` | `error.code` / `error.type` of the error body |
 //! | `fault=cut` | stream: stop after `after` content chunks, then drop the connection |
+//! | `fault=stall` | stream: stop after `after` content chunks and go silent, connection open |
 //! | `fault=reset` | close the connection without answering |
 //! | `fault=hang` | never answer |
 //! | `fault=empty` | stream: 200, then end without any event |
 //! | `fault=error_event` | stream: 200, then an error event first |
-//! | `after=2` | content chunks sent before a `cut` |
+//! | `after=2` | content chunks sent before a `cut` or `stall` |
 //! | `times=N` | status/fault apply to the first N requests only, then normal |
 //! | `latency_ms=50` | wait before answering (before the status line) |
 //! | `first_byte_ms=50` | stream: send headers at once, the first event after this |
@@ -33,6 +34,8 @@ use std::time::Duration;
 pub enum Fault {
     /// Stop a stream after some content and drop the connection.
     Cut,
+    /// Stop a stream after some content and go silent, connection open.
+    Stall,
     /// Close the connection without an answer.
     Reset,
     /// Never answer.
@@ -115,6 +118,7 @@ impl Behaviour {
                 "fault" => {
                     b.fault = match v {
                         "cut" => Some(Fault::Cut),
+                        "stall" => Some(Fault::Stall),
                         "reset" => Some(Fault::Reset),
                         "hang" => Some(Fault::Hang),
                         "empty" => Some(Fault::Empty),

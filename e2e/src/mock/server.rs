@@ -508,6 +508,11 @@ fn stream_response(
                 kill.0.notify_one();
                 return;
             }
+            if content && b.fault == Some(Fault::Stall) && content_sent == b.after {
+                // keep the connection open, say nothing, until the reader goes
+                tx.closed().await;
+                return;
+            }
             if content && content_sent > 0 && !b.chunk_delay.is_zero() {
                 tokio::time::sleep(b.chunk_delay).await;
             }

@@ -169,3 +169,40 @@ async fn a_provider_that_quotes_the_api_key_never_gets_it_to_the_client_or_the_l
     let logs = env.proxy.logs().join("\n");
     assert!(!logs.contains(key), "the key reached the logs");
 }
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_limit() {
+    let accounts = [
+        (
+            "stall",
+            "stall?fault=stall&after=2&chunks=4",
+            "  priority: 0\n",
+        ),
+        ("slow", "slow?chunk_ms=150&chunks=6", "  priority: 1\n"),
+    ];
+    let retry = "  retry: {streamIdleTimeout: 400ms}\n";
+    let env = Env::start(
+        &accounts,
+        &one_tier(&["stall", "slow"], "fill-first", retry),
+    )
+    .await;
+    let r = env.chat(&chat_body("gpt-test", true)).await;
+    assert_eq!(r.status(), 200);
+    // without the idle limit this waits out the 10-minute per-try limit
+    let (content, payloads) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), read_stream(r))
+            .await
+            .expect("the stream was still open after 30 s");
+    assert_eq!(content, "mock reply", "the content sent before the silence");
+    let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
+    let message = openai_error(&last)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("streamIdleTimeout"), "{message}");
+    env.wait_for_metric("llmpool_streams_open 0").await;
+    // the limit is on silence, not on length: 6 chunks 150 ms apart (900 ms
+    // in all) pass a 400 ms limit
+    let env = Env::start(&accounts[1..], &one_tier(&["slow"], "fill-first", retry)).await;
+    let r = env.chat(&chat_body("gpt-test", true)).await;
+    let (content, payloads) = read_stream(r).await;
+    assert!(content.len() > "mock reply".len(), "{content}");
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+}

@@ -83,6 +83,8 @@ pub struct Committed {
     pub done: bool,
     /// Per-try deadline.
     pub deadline: Instant,
+    /// Longest silence allowed between two upstream chunks.
+    pub idle: Duration,
     /// The account is at zero remaining budget for this long.
     pub exhausted: Option<Duration>,
 }
@@ -189,20 +191,27 @@ pub async fn send(
             _ => Mode::Pass,
         }
     };
-    commit_stream(
-        status, response, mode, wire, first_byte, deadline, exhausted, redactor,
-    )
-    .await
+    let timing = Timing {
+        first_byte,
+        deadline,
+        idle: Duration::from_millis(retry.stream_idle_timeout_ms),
+    };
+    commit_stream(status, response, mode, wire, timing, exhausted, redactor).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The time limits of one streamed attempt.
+struct Timing {
+    first_byte: Instant,
+    deadline: Instant,
+    idle: Duration,
+}
+
 async fn commit_stream(
     status: StatusCode,
     response: reqwest::Response,
     mut mode: Mode,
     wire: Wire,
-    first_byte: Instant,
-    deadline: Instant,
+    timing: Timing,
     exhausted: Option<Duration>,
     redactor: Redactor,
 ) -> Result<Reply, AttemptError> {
@@ -216,7 +225,7 @@ async fn commit_stream(
     let mut done = false;
     let mut response_id = None;
     loop {
-        let chunk = match timeout_at(first_byte, upstream.next()).await {
+        let chunk = match timeout_at(timing.first_byte, upstream.next()).await {
             Err(_) => return Err(AttemptError::Timeout),
             Ok(None) => return Err(AttemptError::EmptyStream),
             Ok(Some(Err(e))) => return Err(AttemptError::Body(e)),
@@ -291,7 +300,8 @@ async fn commit_stream(
                 parser,
                 usage,
                 done,
-                deadline,
+                deadline: timing.deadline,
+                idle: timing.idle,
                 exhausted,
             }));
         }

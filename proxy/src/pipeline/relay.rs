@@ -71,7 +71,8 @@ impl Relay {
         self.guard.as_ref()?;
         let upstream = self.stream.wire;
         loop {
-            match timeout_at(self.stream.deadline, self.stream.upstream.next()).await {
+            let quiet_until = self.stream.deadline.min(Instant::now() + self.stream.idle);
+            match timeout_at(quiet_until, self.stream.upstream.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     self.bytes += chunk.len() as u64;
                     self.stream.parser.feed(&chunk, &mut self.events);
@@ -144,11 +145,18 @@ impl Relay {
                 Ok(Some(Err(_))) => {
                     return Some(self.fail("upstream connection broke off mid-stream").await);
                 }
-                Err(_) => {
+                Err(_) if Instant::now() >= self.stream.deadline => {
                     return Some(
                         self.fail("upstream stream ran past the per-try time limit")
                             .await,
                     );
+                }
+                Err(_) => {
+                    let message = format!(
+                        "upstream stream went silent for {} ms (streamIdleTimeout)",
+                        self.stream.idle.as_millis()
+                    );
+                    return Some(self.fail(&message).await);
                 }
                 Ok(None) if self.stream.done => {
                     let mut rest = self.stream.held.split().to_vec();
