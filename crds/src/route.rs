@@ -138,6 +138,12 @@ pub struct RetrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub first_byte_timeout: Option<String>,
+    /// Time limit from a request's arrival to its first content, all
+    /// attempts together (default 2m): no attempt starts or waits past it,
+    /// and the client gets a 504 once it is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub request_timeout: Option<String>,
     /// Longest silence between two events of a stream once its content has
     /// started (default 60s); past it the stream ends with the protocol's
     /// error event instead of waiting out the per-try limit.

@@ -132,6 +132,9 @@ pub struct RetryPolicy {
     pub per_try_timeout_ms: u64,
     /// Until the first content arrives.
     pub first_byte_timeout_ms: u64,
+    /// From a request's arrival to its first content, all attempts together.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
     /// Silence between two stream events once content has started.
     #[serde(default = "defaults::stream_idle_timeout_ms")]
     pub stream_idle_timeout_ms: u64,
@@ -163,6 +166,12 @@ pub mod defaults {
     pub const PER_TRY_TIMEOUT_MS: u64 = 600_000;
     /// First-byte time limit.
     pub const FIRST_BYTE_TIMEOUT_MS: u64 = 60_000;
+    /// Request time limit (to the first content, all attempts).
+    pub const REQUEST_TIMEOUT_MS: u64 = 120_000;
+    /// The request limit of a table written before it existed.
+    pub fn request_timeout_ms() -> u64 {
+        REQUEST_TIMEOUT_MS
+    }
     /// Stream idle time limit.
     pub const STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
     /// The stream idle limit of a table written before it existed.

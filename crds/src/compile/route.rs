@@ -234,6 +234,12 @@ fn retry_policy(route: &ModelRoute, report: &mut Report<'_>) -> RetryPolicy {
             defaults::FIRST_BYTE_TIMEOUT_MS,
             report,
         ),
+        request_timeout_ms: duration_ms(
+            spec.request_timeout.as_ref(),
+            "spec.retry.requestTimeout",
+            defaults::REQUEST_TIMEOUT_MS,
+            report,
+        ),
         stream_idle_timeout_ms: duration_ms(
             spec.stream_idle_timeout.as_ref(),
             "spec.retry.streamIdleTimeout",

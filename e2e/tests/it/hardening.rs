@@ -206,3 +206,39 @@ async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_limit
     assert!(content.len() > "mock reply".len(), "{content}");
     assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
 }
+
+#[tokio::test]
+async fn hanging_accounts_cost_a_request_its_request_timeout_not_one_first_byte_limit_each() {
+    // three accounts that never answer, a 60 s first-byte limit, three
+    // attempts: 180 s before the client heard anything, without a limit on
+    // the request as a whole
+    let accounts = [
+        ("a", "a?fault=hang", ""),
+        ("b", "b?fault=hang", ""),
+        ("c", "c?fault=hang", ""),
+    ];
+    let retry = "  retry: {maxAttempts: 3, firstByteTimeout: 60s, requestTimeout: 1s}\n";
+    let env = Env::start(&accounts, &one_tier(&["a", "b", "c"], "round-robin", retry)).await;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        env.chat(&chat_body("gpt-test", false)),
+    )
+    .await
+    .expect("no answer 30 s after a 1 s request timeout");
+    assert_eq!(r.status(), 504);
+    let body: Value = r.json().await.unwrap();
+    openai_error(&body);
+    assert_eq!(
+        env.mock.stats.total(),
+        1,
+        "no attempt starts past the limit"
+    );
+    // an attempt the request's limit cut short says nothing against its
+    // account: six in a row would otherwise open its breaker (after five
+    // failures) and the sixth request would never reach it
+    let env = Env::start(&accounts[..1], &one_tier(&["a"], "round-robin", retry)).await;
+    for _ in 0..6 {
+        assert_eq!(env.chat(&chat_body("gpt-test", false)).await.status(), 504);
+    }
+    assert_eq!(env.count("a"), 6);
+}

@@ -8,6 +8,7 @@ mod call;
 mod lease;
 mod relay;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use llmpool_crds::Strategy;
 use llmpool_crds::route::FailureClass;
+use llmpool_crds::table::RetryPolicy;
 use tokio::time::Instant;
 
 use crate::app::App;
@@ -99,7 +101,12 @@ pub async fn run(
     let mut only_rate_limits = true;
     let mut untranslatable: Option<ProxyError> = None;
 
+    // no attempt starts, or waits for its first content, past this
+    let request_deadline = entered + Duration::from_millis(retry.request_timeout_ms);
     while attempts < retry.max_attempts {
+        if attempts > 0 && Instant::now() >= request_deadline {
+            break;
+        }
         let admission = app
             .store
             .admit(&AdmitRequest {
@@ -179,12 +186,13 @@ pub async fn run(
         };
         attempts += 1;
         let started = Instant::now();
+        let (limits, clipped) = within(retry, request_deadline.saturating_duration_since(started));
         let sent = attempt::send(
             member,
             outgoing,
             call.api,
             call.stream,
-            retry,
+            &limits,
             app.settings.max_response_bytes,
             call.estimated_tokens,
         )
@@ -229,7 +237,13 @@ pub async fn run(
                     .with_label_values(&[compiled.name.as_str(), &*account, err.label()])
                     .inc();
                 tracing::warn!(route = %compiled.name, account = %account, attempt = attempts, error = %err, "attempt failed");
-                guard.finish(err.outcome(&compiled.cooldown), None).await;
+                // a timeout the request's own deadline cut short says
+                // nothing against the account
+                let outcome = match err {
+                    AttemptError::Timeout if clipped => Outcome::Cancelled,
+                    _ => err.outcome(&compiled.cooldown),
+                };
+                guard.finish(outcome, None).await;
                 let rotates = err.class().is_some_and(|c| retry.rotate_on.contains(&c));
                 if !rotates {
                     let response = pass_on(err, &account, attempts, call.api.protocol(), member)?;
@@ -274,6 +288,19 @@ pub async fn run(
             retry_after: Duration::from_secs(1),
         },
     })
+}
+
+/// The retry policy for an attempt with `left` of the request's time: the
+/// first-byte limit shortened to fit, and whether it was.
+fn within(retry: &RetryPolicy, left: Duration) -> (Cow<'_, RetryPolicy>, bool) {
+    // rounded up, so the attempt's limit never falls before the request's
+    let left_ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+    if left_ms >= retry.first_byte_timeout_ms {
+        return (Cow::Borrowed(retry), false);
+    }
+    let mut limits = retry.clone();
+    limits.first_byte_timeout_ms = left_ms;
+    (Cow::Owned(limits), true)
 }
 
 /// Keeps only the account that stored `id` (Responses API), or fails
