@@ -7,12 +7,12 @@ use axum::extract::State;
 use axum::response::Response;
 use http::HeaderMap;
 
-use super::{auth, body, reject, session_key};
+use super::{read_json, reject, require_model, session_key};
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::pipeline::{self, Call, ClientApi};
+use crate::protocol::Protocol;
 use crate::protocol::anthropic::RequestView;
-use crate::protocol::{Protocol, json};
 
 /// `POST /v1/messages`.
 pub async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -23,19 +23,9 @@ pub async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
 }
 
 async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    auth::check(&app.settings.client_keys, headers, None)?;
-    if !app.loaded() {
-        return Err(ProxyError::NotLoaded);
-    }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
-    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let (bytes, top) = read_json(app, headers, body).await?;
     let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
-    if view.model.trim().is_empty() {
-        return Err(ProxyError::InvalidField {
-            field: "model",
-            message: "must name a model",
-        });
-    }
+    require_model(&view.model)?;
     let Some(max_tokens) = view.max_tokens else {
         return Err(ProxyError::InvalidField {
             field: "max_tokens",
@@ -73,19 +63,9 @@ pub async fn count_tokens(State(app): State<Arc<App>>, headers: HeaderMap, body:
 }
 
 async fn count(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    auth::check(&app.settings.client_keys, headers, None)?;
-    if !app.loaded() {
-        return Err(ProxyError::NotLoaded);
-    }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
-    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let (bytes, top) = read_json(app, headers, body).await?;
     let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
-    if view.model.trim().is_empty() {
-        return Err(ProxyError::InvalidField {
-            field: "model",
-            message: "must name a model",
-        });
-    }
+    require_model(&view.model)?;
     let snapshot = app.snapshots.load();
     let mut call = Call::new(
         ClientApi::CountTokens,

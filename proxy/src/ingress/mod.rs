@@ -111,6 +111,34 @@ pub(crate) fn bounded(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// The checks every JSON endpoint makes before it looks at the body: the
+/// client key, a loaded configuration, the size limit and the JSON depth
+/// limit. Returns the body and its top-level fields.
+async fn read_json(
+    app: &App,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(bytes::Bytes, crate::protocol::json::TopLevel), ProxyError> {
+    auth::check(&app.settings.client_keys, headers, None)?;
+    if !app.loaded() {
+        return Err(ProxyError::NotLoaded);
+    }
+    let bytes = body::read(body, app.settings.max_body_bytes).await?;
+    let top = crate::protocol::json::scan(&bytes, app.settings.max_json_depth)?;
+    Ok((bytes, top))
+}
+
+/// A request's `model` must name something.
+fn require_model(model: &str) -> Result<(), ProxyError> {
+    if model.trim().is_empty() {
+        return Err(ProxyError::InvalidField {
+            field: "model",
+            message: "must name a model",
+        });
+    }
+    Ok(())
+}
+
 /// Counts and logs a refused request and answers in the client's protocol.
 fn reject(app: &App, error: ProxyError, protocol: Protocol) -> Response {
     app.metrics.errors.with_label_values(&[error.label()]).inc();

@@ -7,12 +7,12 @@ use axum::extract::State;
 use axum::response::Response;
 use http::HeaderMap;
 
-use super::{auth, body, reject, session_key};
+use super::{read_json, reject, require_model, session_key};
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::pipeline::{self, Call, ClientApi};
+use crate::protocol::Protocol;
 use crate::protocol::openai::ChatRequestView;
-use crate::protocol::{Protocol, json};
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
@@ -27,20 +27,10 @@ pub async fn chat_completions(
 }
 
 async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    auth::check(&app.settings.client_keys, headers, None)?;
-    if !app.loaded() {
-        return Err(ProxyError::NotLoaded);
-    }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
-    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let (bytes, top) = read_json(app, headers, body).await?;
     let view: ChatRequestView<'_> =
         serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
-    if view.model.trim().is_empty() {
-        return Err(ProxyError::InvalidField {
-            field: "model",
-            message: "must name a model",
-        });
-    }
+    require_model(&view.model)?;
     if view.messages.is_empty() {
         return Err(ProxyError::InvalidField {
             field: "messages",
@@ -91,20 +81,10 @@ pub async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: B
 }
 
 async fn embed(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    auth::check(&app.settings.client_keys, headers, None)?;
-    if !app.loaded() {
-        return Err(ProxyError::NotLoaded);
-    }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
-    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let (bytes, top) = read_json(app, headers, body).await?;
     let view: EmbeddingsView<'_> =
         serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
-    if view.model.trim().is_empty() {
-        return Err(ProxyError::InvalidField {
-            field: "model",
-            message: "must name a model",
-        });
-    }
+    require_model(&view.model)?;
     if matches!(view.input.get(), "\"\"" | "[]") {
         return Err(ProxyError::InvalidField {
             field: "input",

@@ -10,11 +10,11 @@ use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{auth, body, reject, session_key};
+use super::{read_json, reject, require_model, session_key};
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::pipeline::{self, Call, ClientApi};
-use crate::protocol::{Protocol, json};
+use crate::protocol::Protocol;
 
 /// What the gateway reads of a Responses request; the body is forwarded.
 #[derive(Deserialize)]
@@ -65,19 +65,9 @@ pub async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
 }
 
 async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    auth::check(&app.settings.client_keys, headers, None)?;
-    if !app.loaded() {
-        return Err(ProxyError::NotLoaded);
-    }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
-    let top = json::scan(&bytes, app.settings.max_json_depth)?;
+    let (bytes, top) = read_json(app, headers, body).await?;
     let view: View<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
-    if view.model.trim().is_empty() {
-        return Err(ProxyError::InvalidField {
-            field: "model",
-            message: "must name a model",
-        });
-    }
+    require_model(&view.model)?;
     if view.input.is_none() && view.previous_response_id.is_none() {
         return Err(ProxyError::InvalidField {
             field: "input",
