@@ -50,6 +50,20 @@ impl Protocol {
     }
 }
 
+/// `error.<kind>` and `error.message` of a JSON error body (Anthropic names
+/// the kind `type`, Gemini `status`); missing fields are empty.
+pub fn error_fields(body: &[u8], kind: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    let field = |name: &str| {
+        e.get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Some((field(kind), field("message")))
+}
+
 /// A generation API on the wire: what a client calls, and what an account
 /// is called with. Same wire on both ends means byte pass-through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

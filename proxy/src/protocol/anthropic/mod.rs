@@ -96,18 +96,7 @@ pub fn stream_error_event(message: &str) -> Vec<u8> {
 
 /// `error.type` and `error.message` of an Anthropic error body.
 pub fn error_parts(body: &[u8]) -> Option<(String, String)> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let e = v.get("error")?;
-    Some((
-        e.get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        e.get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    ))
+    super::error_fields(body, "type")
 }
 
 /// Classifies one event of an Anthropic stream for the retry decision.

@@ -129,18 +129,7 @@ pub fn stream_error_chunk(message: &str) -> Vec<u8> {
 
 /// `error.status` and `error.message` of a Gemini error body.
 pub fn error_parts(body: &[u8]) -> Option<(String, String)> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let e = v.get("error")?;
-    Some((
-        e.get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        e.get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    ))
+    super::error_fields(body, "status")
 }
 
 /// Whether a 429 body names a per-day quota (`QuotaFailure` violations).
