@@ -3,6 +3,7 @@
 use kube::CustomResourceExt;
 
 use crate::account::LlmAccount;
+use crate::client::LlmClient;
 use crate::route::ModelRoute;
 
 /// Each CRD as (file name, YAML). The checked-in files under `crds/yaml/`
@@ -12,6 +13,10 @@ pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_saphyr::Serializ
         (
             "llmaccounts.llmpool.dev.yaml",
             serde_saphyr::to_string(&LlmAccount::crd())?,
+        ),
+        (
+            "llmclients.llmpool.dev.yaml",
+            serde_saphyr::to_string(&LlmClient::crd())?,
         ),
         (
             "modelroutes.llmpool.dev.yaml",

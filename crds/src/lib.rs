@@ -1,8 +1,10 @@
-//! The llmpool.dev API: the `LlmAccount` and `ModelRoute` custom resources,
+//! The llmpool.dev API: the `LlmAccount`, `ModelRoute` and `LlmClient` custom
+//! resources,
 //! the compiled [`RouteTable`] the proxies consume, and [`compile()`], which
 //! the operator and the proxy's local mode share.
 
 pub mod account;
+pub mod client;
 pub mod compile;
 pub mod crd;
 pub mod duration;
@@ -13,6 +15,7 @@ pub mod route;
 pub mod table;
 
 pub use account::{LlmAccount, LlmAccountSpec, Provider};
+pub use client::{LlmClient, LlmClientSpec};
 pub use compile::{Compiled, CredentialSet, Diagnostic, Inputs, Severity, compile};
 pub use route::{ModelRoute, ModelRouteSpec, Strategy};
-pub use table::{CompiledAccount, CompiledRoute, RouteTable};
+pub use table::{ClientTable, CompiledAccount, CompiledClient, CompiledRoute, RouteTable};

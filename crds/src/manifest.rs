@@ -1,5 +1,5 @@
 //! Reading the same YAML a user would `kubectl apply`: multi-document files
-//! holding LlmAccounts, ModelRoutes and Secrets. Local mode uses this; the
+//! holding LlmAccounts, ModelRoutes, LlmClients and Secrets. Local mode uses this; the
 //! operator gets the same objects from the API server instead.
 
 use std::collections::BTreeMap;
@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde::de::DeserializeOwned;
 
 use crate::account::LlmAccount;
+use crate::client::LlmClient;
 use crate::compile::{Compiled, Diagnostic, Inputs, Severity, compile};
 use crate::route::ModelRoute;
 
@@ -20,6 +21,8 @@ pub struct Resources {
     pub accounts: Vec<LlmAccount>,
     /// ModelRoutes in file order.
     pub routes: Vec<ModelRoute>,
+    /// LlmClients in file order.
+    pub clients: Vec<LlmClient>,
     /// Secrets in file order.
     pub secrets: Vec<Secret>,
     /// Problems found while reading (bad YAML, unknown fields, unknown kinds).
@@ -74,7 +77,7 @@ impl Resources {
             .unwrap_or_default()
             .to_owned();
         let expected = match kind.as_str() {
-            "LlmAccount" | "ModelRoute" => API_VERSION,
+            "LlmAccount" | "ModelRoute" | "LlmClient" => API_VERSION,
             "Secret" => "v1",
             "" => {
                 self.problem(
@@ -108,6 +111,11 @@ impl Resources {
             "ModelRoute" => {
                 if let Some(r) = self.parse(value, &kind, &name) {
                     self.routes.push(r);
+                }
+            }
+            "LlmClient" => {
+                if let Some(c) = self.parse(value, &kind, &name) {
+                    self.clients.push(c);
                 }
             }
             _ => {
@@ -179,6 +187,7 @@ impl Resources {
         let mut compiled = compile(&Inputs {
             accounts: &self.accounts,
             routes: &self.routes,
+            clients: &self.clients,
             secrets: &self.secrets,
             oauth_tokens: &tokens,
         });

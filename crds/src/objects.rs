@@ -1,6 +1,7 @@
 //! The two objects the operator writes per namespace and every proxy
 //! replica watches: ConfigMap `<name>-routes` (the RouteTable as JSON, no
-//! secrets) and Secret `<name>-credentials` (one key per account). Both
+//! secrets) and Secret `<name>-credentials` (one key per account, plus the
+//! client key digests and rules under [`CLIENTS_KEY`]). Both
 //! carry the same content-hash annotation, so a proxy builds a snapshot only
 //! from a consistent pair, and the operator skips writes when the hash is
 //! unchanged.
@@ -13,10 +14,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 use crate::compile::CredentialSet;
-use crate::table::RouteTable;
+use crate::table::{ClientTable, RouteTable};
 
 /// ConfigMap key holding the RouteTable JSON.
 pub const ROUTES_KEY: &str = "routes.json";
+/// Secret key holding the ClientTable JSON. An underscore cannot begin an
+/// object name, so no account's key can collide with it.
+pub const CLIENTS_KEY: &str = "_clients.json";
 /// Annotation carrying the content hash on both objects.
 pub const HASH_ANNOTATION: &str = "llmpool.dev/content-hash";
 /// Largest data either object may hold (the API server refuses objects over
@@ -91,6 +95,9 @@ pub enum ReadError {
     /// The JSON does not parse.
     #[error("routes.json is not a RouteTable: {0}")]
     Json(#[from] serde_json::Error),
+    /// The client table does not parse.
+    #[error("{CLIENTS_KEY} is not a client table")]
+    Clients,
     /// A credential is not UTF-8.
     #[error("credential of account {0} is not UTF-8")]
     Credential(String),
@@ -98,9 +105,11 @@ pub enum ReadError {
 
 /// Hash of everything the proxies consume. SHA-256, so it reveals nothing
 /// of the credentials it covers.
-pub fn content_hash(table_json: &str, credentials: &CredentialSet) -> String {
+pub fn content_hash(table_json: &str, credentials: &CredentialSet, clients_json: &str) -> String {
     let mut h = Sha256::new();
     h.update(table_json.as_bytes());
+    h.update([0]);
+    h.update(clients_json.as_bytes());
     for (account, key) in credentials.iter() {
         h.update([0]);
         h.update(account.as_bytes());
@@ -120,9 +129,11 @@ pub fn render(
     namespace: &str,
     table: &RouteTable,
     credentials: &CredentialSet,
+    clients: &ClientTable,
 ) -> Result<Rendered, RenderError> {
     let json = serde_json::to_string(table)?;
-    let hash = content_hash(&json, credentials);
+    let clients_json = serde_json::to_string(clients)?;
+    let hash = content_hash(&json, credentials, &clients_json);
     let meta = |object: String| ObjectMeta {
         name: Some(object),
         namespace: Some(namespace.to_owned()),
@@ -136,10 +147,14 @@ pub fn render(
             bytes: json.len(),
         });
     }
-    let data: BTreeMap<String, ByteString> = credentials
+    let mut data: BTreeMap<String, ByteString> = credentials
         .iter()
         .map(|(account, key)| (account.clone(), ByteString(key.clone().into_bytes())))
         .collect();
+    data.insert(
+        CLIENTS_KEY.to_owned(),
+        ByteString(clients_json.into_bytes()),
+    );
     let secret_bytes: usize = data.iter().map(|(k, v)| k.len() + v.0.len()).sum();
     if secret_bytes > MAX_DATA_BYTES {
         return Err(RenderError::TooLarge {
@@ -171,11 +186,21 @@ fn hash_of(meta: &ObjectMeta) -> String {
         .unwrap_or_default()
 }
 
-/// Reads a consistent pair back into a table and credentials.
-pub fn read(
-    configmap: &ConfigMap,
-    secret: &Secret,
-) -> Result<(RouteTable, CredentialSet, String), ReadError> {
+/// What a consistent pair holds.
+#[derive(Debug)]
+pub struct Contents {
+    /// Routes and accounts.
+    pub table: RouteTable,
+    /// Account keys.
+    pub credentials: CredentialSet,
+    /// Client key digests and rules (empty when written before clients).
+    pub clients: ClientTable,
+    /// The content hash both objects carry.
+    pub hash: String,
+}
+
+/// Reads a consistent pair back into a table, credentials and clients.
+pub fn read(configmap: &ConfigMap, secret: &Secret) -> Result<Contents, ReadError> {
     let (routes, credentials) = (hash_of(&configmap.metadata), hash_of(&secret.metadata));
     if routes != credentials || routes.is_empty() {
         return Err(ReadError::Inconsistent {
@@ -190,10 +215,20 @@ pub fn read(
         .ok_or(ReadError::MissingRoutes)?;
     let table: RouteTable = serde_json::from_str(json)?;
     let mut keys = BTreeMap::new();
+    let mut clients = ClientTable::default();
     for (account, value) in secret.data.iter().flatten() {
+        if account == CLIENTS_KEY {
+            clients = serde_json::from_slice(&value.0).map_err(|_| ReadError::Clients)?;
+            continue;
+        }
         let key = String::from_utf8(value.0.clone())
             .map_err(|_| ReadError::Credential(account.clone()))?;
         keys.insert(account.clone(), key);
     }
-    Ok((table, CredentialSet::new(keys), routes))
+    Ok(Contents {
+        table,
+        credentials: CredentialSet::new(keys),
+        clients,
+        hash: routes,
+    })
 }

@@ -76,6 +76,41 @@ pub struct CompiledLimits {
     pub daily_tokens: Option<u64>,
 }
 
+/// The client keys the proxies accept. It travels in the credentials
+/// Secret (never the ConfigMap), and holds only digests of the keys.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTable {
+    /// True as soon as one LlmClient exists, even one that cannot be used:
+    /// then every request must carry a known key.
+    pub enforced: bool,
+    /// Usable clients, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<CompiledClient>,
+}
+
+/// One client key with its rules.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledClient {
+    /// LlmClient name (metrics and status use it; requests never choose it).
+    pub name: String,
+    /// Lower-case hex SHA-256 of the key.
+    pub key_sha256: String,
+    /// Allowed model names or globs; empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Limits; absent = unlimited.
+    #[serde(default)]
+    pub limits: CompiledLimits,
+    /// Refused from this time (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// Refused.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
 /// One route with every default filled in.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

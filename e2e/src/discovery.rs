@@ -76,6 +76,7 @@ const GROUPS: &[Group] = &[
         &[
             ("llmaccounts", "LlmAccount", true),
             ("modelroutes", "ModelRoute", true),
+            ("llmclients", "LlmClient", true),
         ],
     ),
 ];

@@ -1,5 +1,5 @@
-//! One namespace's reconcile: read its accounts, routes and the Secrets they
-//! reference, bring OAuth access tokens up to date, compile, write the
+//! One namespace's reconcile: read its accounts, routes, clients and the
+//! Secrets they reference, bring OAuth access tokens up to date, compile, write the
 //! proxies' two objects when their content changed (server-side apply, one
 //! field manager), delete them when the namespace has no accounts or routes
 //! left, and bring every resource's status up to date, patching only what
@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use llmpool_crds::objects::{self, HASH_ANNOTATION};
-use llmpool_crds::{Inputs, LlmAccount, ModelRoute, compile};
+use llmpool_crds::{Inputs, LlmAccount, LlmClient, ModelRoute, compile};
 use serde_json::json;
 
 use crate::oauth::Refresher;
@@ -103,11 +103,15 @@ fn transitions(
         .collect()
 }
 
-/// Secrets the accounts reference, sorted.
+/// Secrets the accounts and clients reference, sorted.
 pub fn referenced_secrets<'a>(
     accounts: impl IntoIterator<Item = &'a LlmAccount>,
+    clients: impl IntoIterator<Item = &'a LlmClient>,
 ) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+    let mut names: BTreeSet<String> = clients
+        .into_iter()
+        .map(|c| c.spec.key_secret_ref.name.clone())
+        .collect();
     for credentials in accounts
         .into_iter()
         .filter_map(|a| a.spec.credentials.as_ref())
@@ -137,9 +141,11 @@ impl Reconciler {
         let configmap_api = Api::<ConfigMap>::namespaced(client.clone(), ns);
         let accounts = account_api.list(&ListParams::default()).await?.items;
         let routes = route_api.list(&ListParams::default()).await?.items;
+        let client_api = Api::<LlmClient>::namespaced(client.clone(), ns);
+        let clients = client_api.list(&ListParams::default()).await?.items;
         let mut summary = Summary::default();
 
-        if accounts.is_empty() && routes.is_empty() {
+        if accounts.is_empty() && routes.is_empty() && clients.is_empty() {
             let gone = DeleteParams::default();
             for result in [
                 configmap_api
@@ -162,7 +168,7 @@ impl Reconciler {
         }
 
         let mut secrets = Vec::new();
-        for secret in referenced_secrets(&accounts) {
+        for secret in referenced_secrets(&accounts, &clients) {
             if let Some(s) = secret_api.get_opt(&secret).await? {
                 secrets.push(s);
             }
@@ -190,10 +196,17 @@ impl Reconciler {
         let compiled = compile(&Inputs {
             accounts: &accounts,
             routes: &routes,
+            clients: &clients,
             secrets: &secrets,
             oauth_tokens: &round.tokens,
         });
-        match objects::render(name, ns, &compiled.table, &compiled.credentials) {
+        match objects::render(
+            name,
+            ns,
+            &compiled.table,
+            &compiled.credentials,
+            &compiled.clients,
+        ) {
             Ok(rendered) => {
                 // compare what is there, not only the hash: a Secret deleted
                 // or edited by hand is put back
@@ -285,6 +298,29 @@ impl Reconciler {
                 summary.statuses_patched += 1;
                 summary.transitions.extend(transitions(
                     &route.object_ref(&()),
+                    &shown.conditions,
+                    &merged,
+                ));
+            }
+        }
+        for llmc in &clients {
+            let wanted = status::client_conditions(&compiled, &llmc.name_any(), blocked);
+            let shown = llmc.status.clone().unwrap_or_default();
+            let generation = llmc.metadata.generation;
+            let merged = status::merge(&shown.conditions, &wanted, generation, now.clone());
+            if merged != shown.conditions || shown.observed_generation != generation {
+                let patch =
+                    json!({"status": {"conditions": merged, "observedGeneration": generation}});
+                client_api
+                    .patch_status(
+                        &llmc.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await?;
+                summary.statuses_patched += 1;
+                summary.transitions.extend(transitions(
+                    &llmc.object_ref(&()),
                     &shown.conditions,
                     &merged,
                 ));

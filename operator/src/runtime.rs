@@ -1,14 +1,15 @@
 //! What the proxies see at run time, brought to the resources: a periodic
-//! health summary per account read from the shared Redis (written only when
-//! it changed, at most once per interval), and the reset-cooldown
-//! annotation, acted on once per new value.
+//! health summary per account and usage summary per client read from the
+//! shared Redis (written only when it changed, at most once per interval),
+//! and the reset-cooldown annotation, acted on once per new value.
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource, ResourceExt};
-use llmpool_crds::LlmAccount;
 use llmpool_crds::account::AccountHealth;
+use llmpool_crds::client::ClientUsage;
+use llmpool_crds::{LlmAccount, LlmClient};
 use llmpool_state::{AdminError, RedisAdmin};
 use serde_json::json;
 
@@ -133,6 +134,48 @@ pub async fn health(
             let patch = json!({"status": {"health": wanted}});
             api.patch_status(
                 &account.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            patched += 1;
+        }
+    }
+    Ok(patched)
+}
+
+/// A client's usage as its status shows it.
+pub fn usage(seen: &llmpool_state::ClientUsage) -> ClientUsage {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    ClientUsage {
+        requests_last_minute: n(seen.requests_last_minute),
+        tokens_last_minute: n(seen.tokens_last_minute),
+        tokens_today: n(seen.tokens_today),
+        in_flight: n(seen.in_flight),
+    }
+}
+
+/// Writes each client's usage where it changed; returns the patches sent.
+pub async fn client_usage(
+    client: &Client,
+    admin: &RedisAdmin,
+    ns: &str,
+    clients: &[LlmClient],
+    now_ms: u64,
+) -> Result<usize, Error> {
+    if clients.is_empty() {
+        return Ok(0);
+    }
+    let names: Vec<String> = clients.iter().map(ResourceExt::name_any).collect();
+    let seen = admin.client_usage(ns, &names, now_ms).await?;
+    let api = Api::<LlmClient>::namespaced(client.clone(), ns);
+    let mut patched = 0;
+    for (llmc, seen) in clients.iter().zip(&seen) {
+        let wanted = usage(seen);
+        if llmc.status.as_ref().and_then(|s| s.usage.as_ref()) != Some(&wanted) {
+            let patch = json!({"status": {"usage": wanted}});
+            api.patch_status(
+                &llmc.name_any(),
                 &PatchParams::default(),
                 &Patch::Merge(&patch),
             )

@@ -123,6 +123,42 @@ pub fn account_conditions(
     conditions
 }
 
+/// The condition of one LlmClient: Ready when its key is resolved and the
+/// proxies accept it (they refuse it otherwise, since an LlmClient exists).
+/// `blocked` overrides Ready.
+pub fn client_conditions(compiled: &Compiled, name: &str, blocked: Option<&str>) -> Vec<Wanted> {
+    let problems = of(compiled, "LlmClient", name);
+    let errors: Vec<&Diagnostic> = problems.iter().copied().filter(|d| d.is_error()).collect();
+    let ready = if !errors.is_empty() {
+        Wanted {
+            kind: "Ready",
+            ok: false,
+            reason: "Invalid",
+            message: format!("{}; the key is refused until this is fixed", join(&errors)),
+        }
+    } else {
+        let client = compiled.clients.clients.iter().find(|c| c.name == name);
+        let mut message = match client {
+            Some(c) if c.disabled => "key accepted by the proxies; disabled, so refused".to_owned(),
+            Some(c) if c.models.is_empty() => "key accepted for every route".to_owned(),
+            Some(c) => format!("key accepted for {}", c.models.join(", ")),
+            None => "not compiled".to_owned(),
+        };
+        let warnings: Vec<&Diagnostic> =
+            problems.iter().copied().filter(|d| !d.is_error()).collect();
+        if !warnings.is_empty() {
+            message = format!("{message}; {}", join(&warnings));
+        }
+        Wanted {
+            kind: "Ready",
+            ok: client.is_some(),
+            reason: "Compiled",
+            message,
+        }
+    };
+    vec![blocked.map_or(ready, too_large)]
+}
+
 /// The conditions of one ModelRoute, and its usable accounts per tier.
 /// `blocked` overrides Ready.
 pub fn route_conditions(

@@ -106,6 +106,7 @@ fn bench(c: &mut Criterion) {
                     session: None,
                     estimated_tokens: 900,
                     lease_ttl: Duration::from_secs(60),
+                    client: None,
                 };
                 let Admission::Admitted(lease) = store.admit(&req).await.unwrap() else {
                     panic!("no capacity")
@@ -119,6 +120,7 @@ fn bench(c: &mut Criterion) {
                     },
                     tokens_used: Some(700),
                     session: None,
+                    client: None,
                 };
                 store.complete(&done).await.unwrap();
             })

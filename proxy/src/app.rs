@@ -1,11 +1,9 @@
 //! The process-wide state every handler shares.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sha2::{Digest, Sha256};
-
+use crate::clients::ClientKeys;
 use crate::metrics::Metrics;
 use crate::snapshot::{Shared, SnapshotStore};
 use crate::state::StateStore;
@@ -18,38 +16,11 @@ pub struct Settings {
     pub max_json_depth: usize,
     /// Largest non-streaming upstream response buffered.
     pub max_response_bytes: usize,
-    /// Client keys; empty = no client authentication.
+    /// The flat client key list (simple mode); LlmClients come with the
+    /// configuration snapshot.
     pub client_keys: ClientKeys,
     /// How long the account of a stored response (Responses API) is kept.
     pub response_ttl: std::time::Duration,
-}
-
-/// Client API keys, kept only as SHA-256 digests.
-#[derive(Default)]
-pub struct ClientKeys(HashSet<[u8; 32]>);
-
-impl ClientKeys {
-    /// Builds the set from plain keys (blank entries ignored).
-    pub fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(
-            keys.into_iter()
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(|k| Sha256::digest(k.as_bytes()).into())
-                .collect(),
-        )
-    }
-
-    /// Whether client authentication is on.
-    pub fn enabled(&self) -> bool {
-        !self.0.is_empty()
-    }
-
-    /// Whether `key` is one of the configured keys.
-    pub fn accepts(&self, key: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.0.contains(&digest)
-    }
 }
 
 /// Everything shared by the handlers of one process.
@@ -66,6 +37,29 @@ pub struct App {
     pub settings: Settings,
     draining: AtomicBool,
     loaded: AtomicBool,
+    auth: std::sync::atomic::AtomicU8,
+}
+
+/// How requests are authenticated under a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No key required: anyone who reaches the gateway can use it.
+    Open,
+    /// The flat key list only (simple mode).
+    Keys,
+    /// LlmClients (and the flat list, when set).
+    Clients,
+}
+
+impl AuthMode {
+    /// The name /readyz shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Open => "open",
+            AuthMode::Keys => "keys",
+            AuthMode::Clients => "clients",
+        }
+    }
 }
 
 impl App {
@@ -85,6 +79,36 @@ impl App {
             settings,
             draining: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
+            auth: std::sync::atomic::AtomicU8::new(u8::MAX),
+        }
+    }
+
+    /// How requests are authenticated under the current configuration.
+    pub fn auth_mode(&self) -> AuthMode {
+        if self.snapshots.load().clients.enforced() {
+            AuthMode::Clients
+        } else if self.settings.client_keys.enabled() {
+            AuthMode::Keys
+        } else {
+            AuthMode::Open
+        }
+    }
+
+    /// Logs the authentication mode when a configuration changes it; an
+    /// open gateway is a warning.
+    pub fn note_auth_mode(&self) {
+        let mode = self.auth_mode();
+        if self.auth.swap(mode as u8, Ordering::Relaxed) == mode as u8 {
+            return;
+        }
+        match mode {
+            AuthMode::Open => tracing::warn!(
+                "no client keys: the gateway is open to anyone who can reach it (set --api-keys-file or create an LlmClient)"
+            ),
+            AuthMode::Keys => tracing::info!("client keys required (flat key list)"),
+            AuthMode::Clients => {
+                tracing::info!("client keys required (LlmClients and any flat key list)")
+            }
         }
     }
 

@@ -44,6 +44,36 @@ pub enum ProxyError {
     /// A client key that is not configured.
     #[error("invalid API key")]
     InvalidKey,
+    /// The client key's LlmClient is past its expiry time.
+    #[error("API key of client {client} expired; ask the gateway's operator for a new one")]
+    KeyExpired {
+        /// LlmClient name.
+        client: String,
+    },
+    /// The client key's LlmClient is disabled.
+    #[error("API key of client {client} is disabled")]
+    KeyDisabled {
+        /// LlmClient name.
+        client: String,
+    },
+    /// The client key may not use this model.
+    #[error(
+        "client {client} may not use model `{model}`; GET /v1/models lists the models this key may use"
+    )]
+    ModelNotAllowed {
+        /// LlmClient name.
+        client: String,
+        /// Requested model (bounded).
+        model: String,
+    },
+    /// The client is over one of its own limits.
+    #[error("client {client} is over its own request or token limit; retry after {} s", retry_after.as_secs().max(1))]
+    ClientLimited {
+        /// LlmClient name.
+        client: String,
+        /// When its windows admit the request.
+        retry_after: Duration,
+    },
     /// No route serves the model.
     #[error("model `{0}` is not served by this gateway; GET /v1/models lists the models it serves")]
     UnknownModel(String),
@@ -155,7 +185,12 @@ impl ProxyError {
             | ProxyError::NeverFits { .. } => StatusCode::BAD_REQUEST,
             ProxyError::PinnedBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::UpstreamRejected { status, .. } => *status,
-            ProxyError::MissingKey | ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
+            ProxyError::MissingKey
+            | ProxyError::InvalidKey
+            | ProxyError::KeyExpired { .. }
+            | ProxyError::KeyDisabled { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ProxyError::ClientLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::UnknownModel(_) | ProxyError::UnknownEndpoint { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -184,6 +219,10 @@ impl ProxyError {
             ProxyError::InvalidField { .. } => "invalid_field",
             ProxyError::MissingKey => "missing_key",
             ProxyError::InvalidKey => "invalid_key",
+            ProxyError::KeyExpired { .. } => "key_expired",
+            ProxyError::KeyDisabled { .. } => "key_disabled",
+            ProxyError::ModelNotAllowed { .. } => "model_not_allowed",
+            ProxyError::ClientLimited { .. } => "client_limited",
             ProxyError::UnknownModel(_) => "unknown_model",
             ProxyError::RouteNotReady { .. } => "route_not_ready",
             ProxyError::UnknownEndpoint { .. } => "unknown_endpoint",
@@ -224,6 +263,10 @@ impl ProxyError {
             ProxyError::MissingKey | ProxyError::InvalidKey => {
                 ("invalid_request_error", "invalid_api_key")
             }
+            ProxyError::KeyExpired { .. } => ("invalid_request_error", "api_key_expired"),
+            ProxyError::KeyDisabled { .. } => ("invalid_request_error", "api_key_disabled"),
+            ProxyError::ModelNotAllowed { .. } => ("permission_error", "model_not_allowed"),
+            ProxyError::ClientLimited { .. } => ("rate_limit_error", "client_rate_limit_exceeded"),
             ProxyError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             ProxyError::UnknownEndpoint { .. } => ("invalid_request_error", "unknown_url"),
             ProxyError::AllBusy { .. } => ("rate_limit_error", "rate_limit_exceeded"),
@@ -239,7 +282,7 @@ impl ProxyError {
     fn param(&self) -> Option<&'static str> {
         match self {
             ProxyError::InvalidField { field, .. } => Some(field),
-            ProxyError::UnknownModel(_) => Some("model"),
+            ProxyError::UnknownModel(_) | ProxyError::ModelNotAllowed { .. } => Some("model"),
             ProxyError::NeverFits { .. } => Some("max_tokens"),
             ProxyError::UnknownResponse { .. } => Some("previous_response_id"),
             _ => None,
@@ -299,7 +342,8 @@ impl ProxyError {
             HeaderValue::from_static("application/json"),
         );
         if let ProxyError::AllBusy { retry_after, .. }
-        | ProxyError::PinnedBusy { retry_after, .. } = &self
+        | ProxyError::PinnedBusy { retry_after, .. }
+        | ProxyError::ClientLimited { retry_after, .. } = &self
         {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -3,6 +3,7 @@
 //! account. Module by pipeline stage:
 //!
 //! - [`ingress`]: HTTP handlers per client API, health, readiness, metrics
+//! - [`clients`]: client keys (LlmClients and the flat list) and their rules
 //! - [`protocol`]: wire formats (pure, no I/O)
 //! - [`routing`]: route match and strategy order
 //! - [`state`]: shared state (cooldowns, windows, leases, sessions), re-exported
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod ingress;

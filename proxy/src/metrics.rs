@@ -1,5 +1,6 @@
-//! Prometheus metrics. Labels are route, account, status and outcome names:
-//! never keys, prompts or client identities.
+//! Prometheus metrics. Labels are route, account, client (LlmClient names,
+//! from resources, never from requests), status and outcome names: never
+//! keys or prompts.
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -46,6 +47,16 @@ pub struct Metrics {
     /// Sticky-route requests by route and whether their session's bound
     /// account served them (hit) or not (miss: new or moved).
     pub sessions: IntCounterVec,
+    /// Requests of named clients (LlmClients) by client and HTTP status.
+    pub client_requests: IntCounterVec,
+    /// Tokens of named clients by client and kind (input, output,
+    /// cached_input).
+    pub client_tokens: IntCounterVec,
+    /// Configured limits per client, like `account_limit`.
+    pub client_limit: IntGaugeVec,
+    /// What each client used across replicas, by client and window
+    /// (requests_last_minute, tokens_last_minute, tokens_today, in_flight).
+    pub client_usage: IntGaugeVec,
     /// Streams being relayed to clients now.
     pub streams_open: IntGauge,
     /// Time from a request's arrival to its response head, by client API.
@@ -175,6 +186,32 @@ impl Metrics {
             "Sticky-route requests with a session, by route and result (hit: served by the bound account).",
             &["route", "result"],
         )?;
+        let client_requests = counter(
+            "llmpool_client_requests_total",
+            "Requests of named clients (LlmClient) by client and HTTP status.",
+            &["client", "status"],
+        )?;
+        let client_tokens = counter(
+            "llmpool_client_tokens_total",
+            "Tokens of named clients by client and kind (input, output, cached_input).",
+            &["client", "kind"],
+        )?;
+        let client_limit = IntGaugeVec::new(
+            Opts::new(
+                "llmpool_client_limit",
+                "Configured limit of a named client, by limit.",
+            ),
+            &["client", "limit"],
+        )?;
+        registry.register(Box::new(client_limit.clone()))?;
+        let client_usage = IntGaugeVec::new(
+            Opts::new(
+                "llmpool_client_usage",
+                "What a named client used across replicas, by window (requests_last_minute, tokens_last_minute, tokens_today, in_flight).",
+            ),
+            &["client", "window"],
+        )?;
+        registry.register(Box::new(client_usage.clone()))?;
         let streams_open = IntGauge::new(
             "llmpool_streams_open",
             "Streams being relayed to clients now.",
@@ -207,6 +244,10 @@ impl Metrics {
             tier_served,
             tokens,
             sessions,
+            client_requests,
+            client_tokens,
+            client_limit,
+            client_usage,
             streams_open,
             request_seconds,
             registry,
@@ -224,8 +265,15 @@ impl Metrics {
         })
     }
 
-    /// Counts the tokens of one served answer.
-    pub fn count_tokens(&self, route: &str, account: &str, usage: &crate::protocol::ir::Usage) {
+    /// Counts the tokens of one served answer, for its route and account
+    /// and for the named client it was charged to.
+    pub fn count_tokens(
+        &self,
+        route: &str,
+        account: &str,
+        client: Option<&str>,
+        usage: &crate::protocol::ir::Usage,
+    ) {
         for (kind, n) in [
             ("input", usage.input),
             ("output", usage.output),
@@ -235,6 +283,11 @@ impl Metrics {
                 self.tokens
                     .with_label_values(&[route, account, kind])
                     .inc_by(n);
+                if let Some(client) = client {
+                    self.client_tokens
+                        .with_label_values(&[client, kind])
+                        .inc_by(n);
+                }
             }
         }
     }

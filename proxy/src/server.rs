@@ -6,8 +6,9 @@ use axum::serve::ListenerExt;
 use llmpool_crds::Compiled;
 use tokio::net::TcpListener;
 
-use crate::app::{App, ClientKeys, Settings};
+use crate::app::{App, Settings};
 use crate::cli::Args;
+use crate::clients::ClientKeys;
 use crate::config::dir;
 use crate::ingress;
 use crate::metrics::Metrics;
@@ -163,6 +164,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             ..
         } => {
             app.mark_loaded();
+            app.note_auth_mode();
             tokio::spawn(dir::watch(
                 app.clone(),
                 config_dir,
@@ -203,7 +205,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         addr = %addr,
         routes,
         accounts,
-        client_auth = app.settings.client_keys.enabled(),
+        client_auth = app.auth_mode().as_str(),
         "listening"
     );
 

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use llmpool_crds::glob::Glob;
 use llmpool_crds::{Compiled, CompiledAccount, CompiledRoute};
 
+use crate::clients::Directory;
 use crate::upstream::Endpoint;
 use crate::upstream::clients::{ClientKey, ClientPool, ClientResult};
 
@@ -77,6 +78,8 @@ pub struct Snapshot {
     pub routes: Vec<RouteRuntime>,
     /// Accounts by name.
     pub accounts: BTreeMap<String, Arc<AccountRuntime>>,
+    /// Named client keys.
+    pub clients: Directory,
     exact: HashMap<String, usize>,
     globs: Vec<(Glob, usize)>,
 }
@@ -196,6 +199,7 @@ impl Snapshot {
             namespace: Arc::from(namespace),
             routes,
             accounts,
+            clients: Directory::build(&compiled.clients),
             exact,
             globs,
         }

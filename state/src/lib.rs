@@ -52,6 +52,44 @@ pub struct Candidate {
     pub fingerprint: Arc<str>,
 }
 
+/// The client a request is charged to. Its limits are checked once per
+/// request, on the first admission, in the same step as the account's; each
+/// attempt then holds a client lease and a token reservation like an
+/// account's, so in-flight and token counts stay exact across retries.
+#[derive(Clone, Debug)]
+pub struct ClientCharge {
+    /// LlmClient name.
+    pub name: Arc<str>,
+    /// The client's limits.
+    pub limits: CompiledLimits,
+    /// The request's first admission: check the limits and count a request.
+    pub first_attempt: bool,
+}
+
+/// What a client used, across replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientUsage {
+    /// Requests admitted in the last minute.
+    pub requests_last_minute: u64,
+    /// Tokens in the last minute (reservations until reconciled).
+    pub tokens_last_minute: u64,
+    /// Tokens this UTC day.
+    pub tokens_today: u64,
+    /// Requests in flight.
+    pub in_flight: u64,
+}
+
+/// The tokens an attempt charges its client: the real use when known, the
+/// reservation for an answer whose use was not reported, nothing for an
+/// attempt that failed (the client is not billed for the gateway's retries).
+pub(crate) fn client_tokens(done: &Completion<'_>) -> u64 {
+    match (&done.outcome, done.tokens_used) {
+        (_, Some(used)) => used,
+        (Outcome::Success { .. }, None) => done.lease.reserved_tokens,
+        _ => 0,
+    }
+}
+
 /// A session key and its sliding lifetime.
 #[derive(Clone, Debug)]
 pub struct SessionRef {
@@ -78,6 +116,8 @@ pub struct AdmitRequest<'a> {
     pub estimated_tokens: u64,
     /// A lease not completed within this time is released by itself.
     pub lease_ttl: Duration,
+    /// The client charged, when the request carries a client key.
+    pub client: Option<&'a ClientCharge>,
 }
 
 /// The answer to an admission request.
@@ -88,6 +128,11 @@ pub enum Admission {
     /// Nothing is available; the earliest time something frees up.
     Unavailable {
         /// How long until a candidate may be available again.
+        retry_after: Duration,
+    },
+    /// The client is over one of its own limits; no account was touched.
+    ClientLimited {
+        /// How long until the client's windows admit the request.
         retry_after: Duration,
     },
 }
@@ -151,6 +196,8 @@ pub struct Completion<'a> {
     pub tokens_used: Option<u64>,
     /// Bind this session to the account that served.
     pub session: Option<&'a SessionRef>,
+    /// The client the attempt was charged to.
+    pub client: Option<&'a ClientCharge>,
 }
 
 /// What metrics and status show about one account.
@@ -207,6 +254,13 @@ pub trait StateStore: Send + Sync + 'static {
         namespace: &str,
         response_id: &str,
     ) -> Result<Option<String>, StateError>;
+
+    /// What each named client used (requests, tokens, in flight).
+    async fn client_usage(
+        &self,
+        namespace: &str,
+        clients: &[Arc<str>],
+    ) -> Result<Vec<ClientUsage>, StateError>;
 
     /// A short name for /readyz and logs ("memory", "redis").
     fn kind(&self) -> &'static str;

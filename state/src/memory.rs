@@ -11,7 +11,15 @@ use async_trait::async_trait;
 use super::clock::{Clock, DAY_MS};
 use super::{
     AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, BUSY_RETRY_MS,
-    Candidate, Completion, Lease, Outcome, StateError, StateStore, WINDOW_MS, ms,
+    Candidate, ClientUsage, Completion, Lease, Outcome, StateError, StateStore, WINDOW_MS,
+    client_tokens, ms,
+};
+use llmpool_crds::table::CompiledLimits;
+
+/// A client's windows keep every token record.
+const CLIENT_TRACK: Track = Track {
+    tokens: true,
+    daily: true,
 };
 
 /// In-process state store.
@@ -25,6 +33,8 @@ pub struct MemoryStore {
 struct Inner {
     next_lease: u64,
     accounts: HashMap<String, AccountState>,
+    /// Client windows, kept like an account's.
+    clients: HashMap<String, AccountState>,
     cooldowns: HashMap<String, Cooldown>,
     sessions: HashMap<String, Binding>,
 }
@@ -39,6 +49,106 @@ struct AccountState {
     day_tokens: u64,
     /// Consecutive failed attempts (reset by a success).
     failures: u32,
+}
+
+/// Which token records a window keeps: an account keeps those its limits
+/// need, a client keeps all (its status shows them).
+#[derive(Clone, Copy)]
+struct Track {
+    tokens: bool,
+    daily: bool,
+}
+
+impl AccountState {
+    /// Drops what left the windows; returns how long until `limits` admit
+    /// one more request of `estimate` tokens (None: now).
+    fn wait(&mut self, limits: &CompiledLimits, estimate: u64, now: u64) -> Option<u64> {
+        self.leases.retain(|_, expires| *expires > now);
+        let horizon = now.checked_sub(WINDOW_MS);
+        let expired = |at: u64| horizon.is_some_and(|h| at <= h);
+        while self.requests.front().is_some_and(|&at| expired(at)) {
+            self.requests.pop_front();
+        }
+        while self.tokens.front().is_some_and(|e| expired(e.at)) {
+            self.tokens.pop_front();
+        }
+        self.roll_day(now);
+        if let Some(max) = limits.max_concurrency
+            && self.leases.len() >= max as usize
+        {
+            return Some(BUSY_RETRY_MS);
+        }
+        if let Some(rpm) = limits.requests_per_minute
+            && self.requests.len() >= rpm as usize
+        {
+            let oldest = self.requests.front().copied().unwrap_or(now);
+            return Some((oldest + WINDOW_MS).saturating_sub(now));
+        }
+        if let Some(tpm) = limits.tokens_per_minute {
+            let used = self.window_tokens();
+            if used > 0 && used.saturating_add(estimate) > tpm {
+                let oldest = self.tokens.front().map(|e| e.at).unwrap_or(now);
+                return Some((oldest + WINDOW_MS).saturating_sub(now));
+            }
+        }
+        if let Some(daily) = limits.daily_tokens
+            && self.day_tokens > 0
+            && self.day_tokens.saturating_add(estimate) > daily
+        {
+            return Some(DAY_MS - now % DAY_MS);
+        }
+        None
+    }
+
+    fn roll_day(&mut self, now: u64) {
+        let today = now / DAY_MS;
+        if self.day != today {
+            self.day = today;
+            self.day_tokens = 0;
+        }
+    }
+
+    fn window_tokens(&self) -> u64 {
+        self.tokens
+            .iter()
+            .fold(0u64, |sum, e| sum.saturating_add(e.tokens))
+    }
+
+    /// Takes capacity for lease `id` (a request counted only when `count`).
+    fn take(&mut self, id: u64, estimate: u64, expires: u64, now: u64, count: bool, track: Track) {
+        self.leases.insert(id, expires);
+        if count {
+            self.requests.push_back(now);
+        }
+        if track.tokens {
+            self.tokens.push_back(TokenEntry {
+                at: now,
+                tokens: estimate,
+                lease: id,
+            });
+        }
+        if track.daily {
+            self.roll_day(now);
+            self.day_tokens = self.day_tokens.saturating_add(estimate);
+        }
+    }
+
+    /// Releases lease `id` and replaces its reservation with `used` tokens.
+    fn settle(&mut self, id: u64, reserved: u64, used: Option<u64>, track: Track) {
+        self.leases.remove(&id);
+        let Some(used) = used else { return };
+        if track.tokens
+            && let Some(e) = self.tokens.iter_mut().find(|e| e.lease == id)
+        {
+            e.tokens = used;
+        }
+        if track.daily {
+            self.day_tokens = self
+                .day_tokens
+                .saturating_sub(reserved)
+                .saturating_add(used);
+        }
+    }
 }
 
 struct TokenEntry {
@@ -143,45 +253,10 @@ impl Inner {
             .accounts
             .entry(account_key(ns, &c.account))
             .or_default();
-        acct.leases.retain(|_, expires| *expires > now);
-        let horizon = now.checked_sub(WINDOW_MS);
-        let expired = |at: u64| horizon.is_some_and(|h| at <= h);
-        while acct.requests.front().is_some_and(|&at| expired(at)) {
-            acct.requests.pop_front();
+        match acct.wait(&c.limits, estimate, now) {
+            Some(wait) => Check::Blocked(wait),
+            None => Check::Available { probe_scopes },
         }
-        while acct.tokens.front().is_some_and(|e| expired(e.at)) {
-            acct.tokens.pop_front();
-        }
-        let limits = &c.limits;
-        if let Some(max) = limits.max_concurrency
-            && acct.leases.len() >= max as usize
-        {
-            return Check::Blocked(BUSY_RETRY_MS);
-        }
-        if let Some(rpm) = limits.requests_per_minute
-            && acct.requests.len() >= rpm as usize
-        {
-            let oldest = acct.requests.front().copied().unwrap_or(now);
-            return Check::Blocked((oldest + WINDOW_MS).saturating_sub(now));
-        }
-        if let Some(tpm) = limits.tokens_per_minute {
-            let used: u64 = acct.tokens.iter().map(|e| e.tokens).sum();
-            if used > 0 && used.saturating_add(estimate) > tpm {
-                let oldest = acct.tokens.front().map(|e| e.at).unwrap_or(now);
-                return Check::Blocked((oldest + WINDOW_MS).saturating_sub(now));
-            }
-        }
-        if let Some(daily) = limits.daily_tokens {
-            let today = now / DAY_MS;
-            if acct.day != today {
-                acct.day = today;
-                acct.day_tokens = 0;
-            }
-            if acct.day_tokens > 0 && acct.day_tokens.saturating_add(estimate) > daily {
-                return Check::Blocked(DAY_MS - now % DAY_MS);
-            }
-        }
-        Check::Available { probe_scopes }
     }
 
     fn take(&mut self, ns: &str, c: &Candidate, estimate: u64, lease_ttl: u64, now: u64) -> u64 {
@@ -191,18 +266,11 @@ impl Inner {
             .accounts
             .entry(account_key(ns, &c.account))
             .or_default();
-        acct.leases.insert(id, now + lease_ttl);
-        acct.requests.push_back(now);
-        if c.limits.tokens_per_minute.is_some() {
-            acct.tokens.push_back(TokenEntry {
-                at: now,
-                tokens: estimate,
-                lease: id,
-            });
-        }
-        if c.limits.daily_tokens.is_some() {
-            acct.day_tokens = acct.day_tokens.saturating_add(estimate);
-        }
+        let track = Track {
+            tokens: c.limits.tokens_per_minute.is_some(),
+            daily: c.limits.daily_tokens.is_some(),
+        };
+        acct.take(id, estimate, now + lease_ttl, now, true, track);
         id
     }
 
@@ -246,6 +314,17 @@ impl StateStore for MemoryStore {
         let lease_ttl = ms(req.lease_ttl);
         let ns = req.namespace;
         let mut inner = self.lock();
+        if let Some(client) = req.client.filter(|c| c.first_attempt) {
+            let state = inner
+                .clients
+                .entry(account_key(ns, &client.name))
+                .or_default();
+            if let Some(wait) = state.wait(&client.limits, req.estimated_tokens, now) {
+                return Ok(Admission::ClientLimited {
+                    retry_after: Duration::from_millis(wait.max(1)),
+                });
+            }
+        }
         let bound = match req.session {
             Some(s) => inner.bound_account(ns, &s.key, now),
             None => None,
@@ -289,6 +368,21 @@ impl StateStore for MemoryStore {
                 let c = &req.candidates[index];
                 let session_hit = bound.as_ref().is_some_and(|b| *b == c.account);
                 let id = inner.take(ns, c, req.estimated_tokens, lease_ttl, now);
+                if let Some(client) = req.client {
+                    let state = inner
+                        .clients
+                        .entry(account_key(ns, &client.name))
+                        .or_default();
+                    let (estimate, expires) = (req.estimated_tokens, now + lease_ttl);
+                    state.take(
+                        id,
+                        estimate,
+                        expires,
+                        now,
+                        client.first_attempt,
+                        CLIENT_TRACK,
+                    );
+                }
                 for scope in &probe_scopes {
                     if let Some(cd) = inner.cooldowns.get_mut(scope) {
                         cd.probe = Some((id, now + lease_ttl));
@@ -323,19 +417,18 @@ impl StateStore for MemoryStore {
         let c = done.candidate;
         let lease = done.lease;
         let mut inner = self.lock();
+        let track = Track {
+            tokens: c.limits.tokens_per_minute.is_some(),
+            daily: c.limits.daily_tokens.is_some(),
+        };
         if let Some(acct) = inner.accounts.get_mut(&account_key(ns, &c.account)) {
-            acct.leases.remove(&lease.id);
-            if let Some(used) = done.tokens_used {
-                if let Some(e) = acct.tokens.iter_mut().find(|e| e.lease == lease.id) {
-                    e.tokens = used;
-                }
-                if c.limits.daily_tokens.is_some() {
-                    acct.day_tokens = acct
-                        .day_tokens
-                        .saturating_sub(lease.reserved_tokens)
-                        .saturating_add(used);
-                }
-            }
+            acct.settle(lease.id, lease.reserved_tokens, done.tokens_used, track);
+        }
+        if let Some(client) = done.client
+            && let Some(state) = inner.clients.get_mut(&account_key(ns, &client.name))
+        {
+            let used = client_tokens(done);
+            state.settle(lease.id, lease.reserved_tokens, Some(used), CLIENT_TRACK);
         }
         let scopes = scopes(ns, c);
         let key = account_key(ns, &c.account);
@@ -478,6 +571,32 @@ impl StateStore for MemoryStore {
             .map(|a| a.to_string()))
     }
 
+    async fn client_usage(
+        &self,
+        namespace: &str,
+        clients: &[Arc<str>],
+    ) -> Result<Vec<ClientUsage>, StateError> {
+        let now = self.clock.now_ms();
+        let mut inner = self.lock();
+        Ok(clients
+            .iter()
+            .map(
+                |name| match inner.clients.get_mut(&account_key(namespace, name)) {
+                    Some(state) => {
+                        state.wait(&CompiledLimits::default(), 0, now);
+                        ClientUsage {
+                            requests_last_minute: state.requests.len() as u64,
+                            tokens_last_minute: state.window_tokens(),
+                            tokens_today: state.day_tokens,
+                            in_flight: state.leases.len() as u64,
+                        }
+                    }
+                    None => ClientUsage::default(),
+                },
+            )
+            .collect())
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }
@@ -552,6 +671,7 @@ mod tests {
                 },
                 tokens_used: None,
                 session: Some(&session),
+                client: None,
             };
             store.complete(&done).await.unwrap();
         }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use sha2::{Digest, Sha256};
 
 use super::diagnostics::Report;
-use crate::account::{LlmAccount, Provider};
+use crate::account::{Limits, LlmAccount, Provider};
 use crate::glob::Glob;
 use crate::table::{CompiledAccount, CompiledLimits};
 
@@ -65,7 +65,7 @@ pub(crate) fn compile_account(
         }
     }
 
-    let limits = compile_limits(acc, report);
+    let limits = compile_limits(&acc.spec.limits, report);
     let weight = match u32::try_from(spec.weight) {
         Ok(w) if (1..=1000).contains(&w) => w,
         _ => {
@@ -181,14 +181,14 @@ fn resolve_credential(
     }
 }
 
-enum SecretValue {
+pub(crate) enum SecretValue {
     Missing,
     Invalid(&'static str),
     Value(String),
 }
 
 /// Reads a key the way the API server merges a Secret: stringData over data.
-fn secret_value(secret: &Secret, key: &str) -> SecretValue {
+pub(crate) fn secret_value(secret: &Secret, key: &str) -> SecretValue {
     let raw = if let Some(s) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
         s.clone().into_bytes()
     } else if let Some(b) = secret.data.as_ref().and_then(|d| d.get(key)) {
@@ -209,8 +209,8 @@ fn secret_value(secret: &Secret, key: &str) -> SecretValue {
     SecretValue::Value(text.to_owned())
 }
 
-fn compile_limits(acc: &LlmAccount, report: &mut Report<'_>) -> CompiledLimits {
-    let l = &acc.spec.limits;
+/// Checks and converts limits (any resource's `spec.limits`).
+pub(crate) fn compile_limits(l: &Limits, report: &mut Report<'_>) -> CompiledLimits {
     let mut positive = |value: Option<i64>, field: &str, max: u64| -> Option<u64> {
         let v = value?;
         if v <= 0 {

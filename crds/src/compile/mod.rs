@@ -7,6 +7,7 @@
 //! routes are always kept (marked not ready when nothing can serve them).
 
 mod account;
+mod client;
 mod diagnostics;
 mod route;
 mod selector;
@@ -16,12 +17,14 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
 
+pub use client::key_digest;
 use diagnostics::Report;
 pub use diagnostics::{Diagnostic, Severity};
 
 use crate::account::LlmAccount;
+use crate::client::LlmClient;
 use crate::route::ModelRoute;
-use crate::table::RouteTable;
+use crate::table::{ClientTable, RouteTable};
 
 /// What compile() reads.
 #[derive(Clone, Copy)]
@@ -30,7 +33,9 @@ pub struct Inputs<'a> {
     pub accounts: &'a [LlmAccount],
     /// All ModelRoutes of the namespace.
     pub routes: &'a [ModelRoute],
-    /// The Secrets the accounts may reference.
+    /// All LlmClients of the namespace.
+    pub clients: &'a [LlmClient],
+    /// The Secrets the accounts and clients may reference.
     pub secrets: &'a [Secret],
     /// Current OAuth access tokens by account name (kept by the operator).
     pub oauth_tokens: &'a BTreeMap<String, String>,
@@ -43,6 +48,8 @@ pub struct Compiled {
     pub table: RouteTable,
     /// Resolved keys by account name.
     pub credentials: CredentialSet,
+    /// Client keys (digests) and their rules.
+    pub clients: ClientTable,
     /// Every problem found, errors first.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -153,10 +160,57 @@ pub fn compile(inputs: &Inputs<'_>) -> Compiled {
         table.routes.push(compiled);
     }
 
+    let clients = compile_clients(inputs.clients, &secrets, &mut diagnostics);
     diagnostics.sort_by_key(|d| d.severity);
     Compiled {
         table,
         credentials: CredentialSet(keys),
+        clients,
         diagnostics,
     }
+}
+
+/// Compiles the clients, sorted by name; a key used by two clients is kept
+/// only for the first.
+fn compile_clients(
+    clients: &[LlmClient],
+    secrets: &BTreeMap<String, &Secret>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> ClientTable {
+    let mut sorted: Vec<&LlmClient> = clients.iter().collect();
+    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut table = ClientTable {
+        enforced: !clients.is_empty(),
+        clients: Vec::new(),
+    };
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    for c in sorted {
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let mut report = Report {
+            out: diagnostics,
+            kind: "LlmClient",
+            name: name.clone(),
+        };
+        if name.is_empty() {
+            report.error("metadata.name", "every LlmClient needs a name");
+            continue;
+        }
+        if table.clients.iter().any(|k| k.name == name) {
+            report.error("metadata.name", "defined more than once");
+            continue;
+        }
+        let Some(compiled) = client::compile_client(c, secrets, &mut report) else {
+            continue;
+        };
+        if let Some(owner) = owners.get(&compiled.key_sha256) {
+            report.error(
+                "spec.keySecretRef",
+                format!("LlmClient {owner} already uses the same key; each client needs its own"),
+            );
+            continue;
+        }
+        owners.insert(compiled.key_sha256.clone(), name);
+        table.clients.push(compiled);
+    }
+    table
 }

@@ -337,7 +337,7 @@ mod objects {
     #[test]
     fn the_pair_round_trips_and_keeps_secrets_out_of_the_configmap() {
         let c = compile(GOOD);
-        let r = objects::render("llmpool", "team-a", &c.table, &c.credentials).unwrap();
+        let r = objects::render("llmpool", "team-a", &c.table, &c.credentials, &c.clients).unwrap();
         assert_eq!(r.configmap.metadata.name.as_deref(), Some("llmpool-routes"));
         assert_eq!(
             r.secret.metadata.name.as_deref(),
@@ -353,23 +353,31 @@ mod objects {
             "no secret in the ConfigMap"
         );
 
-        let (table, credentials, hash) = objects::read(&r.configmap, &r.secret).unwrap();
-        assert_eq!(table, c.table);
-        assert_eq!(credentials, c.credentials);
-        assert_eq!(hash, r.hash);
+        let read = objects::read(&r.configmap, &r.secret).unwrap();
+        assert_eq!(read.table, c.table);
+        assert_eq!(read.credentials, c.credentials);
+        assert_eq!(read.clients, c.clients);
+        assert_eq!(read.hash, r.hash);
     }
 
     #[test]
     fn the_hash_follows_content_and_a_mixed_pair_is_refused() {
         let c = compile(GOOD);
-        let first = objects::render("llmpool", "ns", &c.table, &c.credentials).unwrap();
-        let again = objects::render("llmpool", "ns", &c.table, &c.credentials).unwrap();
+        let first = objects::render("llmpool", "ns", &c.table, &c.credentials, &c.clients).unwrap();
+        let again = objects::render("llmpool", "ns", &c.table, &c.credentials, &c.clients).unwrap();
         assert_eq!(
             first.hash, again.hash,
             "same input, same hash: the operator skips the write"
         );
         let rotated = compile(&GOOD.replace("sk-aaa", "sk-rotated"));
-        let next = objects::render("llmpool", "ns", &rotated.table, &rotated.credentials).unwrap();
+        let next = objects::render(
+            "llmpool",
+            "ns",
+            &rotated.table,
+            &rotated.credentials,
+            &rotated.clients,
+        )
+        .unwrap();
         assert_ne!(first.hash, next.hash, "a rotated key changes the hash");
         let err = objects::read(&first.configmap, &next.secret).unwrap_err();
         assert!(matches!(err, ReadError::Inconsistent { .. }), "{err}");
@@ -382,7 +390,8 @@ mod objects {
         for i in 0..6000 {
             c.table.routes[0].models.push(format!("{pattern}-{i}"));
         }
-        let err = objects::render("llmpool", "ns", &c.table, &c.credentials).unwrap_err();
+        let err =
+            objects::render("llmpool", "ns", &c.table, &c.credentials, &c.clients).unwrap_err();
         assert!(matches!(err, RenderError::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains("llmpool-routes"), "{err}");
     }
@@ -410,4 +419,75 @@ fn a_yaml_syntax_error_never_quotes_the_document() {
         !text.iter().any(|d| d.contains("sk-very-secret-value")),
         "{text:?}"
     );
+}
+
+const CLIENTS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: client-keys}
+stringData: {team-a: sk-team-a-0123456789abcdef, team-b: sk-team-a-0123456789abcdef, short: abc}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmClient
+metadata: {name: team-a}
+spec:
+  keySecretRef: {name: client-keys, key: team-a}
+  models: ["gpt-4o*"]
+  limits: {requestsPerMinute: 30, tokensPerMinute: 20000, dailyTokens: 1000000, maxConcurrency: 4}
+  expiresAt: "2027-01-01T00:00:00Z"
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmClient
+metadata: {name: team-b}
+spec:
+  keySecretRef: {name: client-keys, key: team-b}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmClient
+metadata: {name: team-c}
+spec:
+  keySecretRef: {name: client-keys, key: short}
+  models: ["gpt-**"]
+  expiresAt: "next tuesday"
+  limits: {requestsPerMinute: 0}
+"#;
+
+#[test]
+fn clients_compile_to_digests_with_their_rules_and_every_problem_named() {
+    let c = compile(CLIENTS);
+    assert!(c.clients.enforced);
+    let names: Vec<&str> = c.clients.clients.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["team-a"], "{:?}", messages(&c));
+    let a = &c.clients.clients[0];
+    assert_eq!(
+        a.key_sha256,
+        llmpool_crds::compile::key_digest("sk-team-a-0123456789abcdef")
+    );
+    assert_eq!(a.limits.requests_per_minute, Some(30));
+    assert_eq!(a.limits.daily_tokens, Some(1_000_000));
+    assert_eq!(a.expires_at_ms, Some(1_798_761_600_000));
+    let all = messages(&c).join("\n");
+    assert!(
+        all.contains(
+            "LlmClient team-b: spec.keySecretRef: LlmClient team-a already uses the same key"
+        ),
+        "{all}"
+    );
+    for field in [
+        "spec.models[0]",
+        "spec.expiresAt",
+        "spec.limits.requestsPerMinute",
+    ] {
+        assert!(
+            all.contains(&format!("LlmClient team-c: {field}")),
+            "{field}: {all}"
+        );
+    }
+    assert!(all.contains("shorter than 16"), "{all}");
+    assert!(!all.contains("sk-team-a"), "no key in a diagnostic: {all}");
+}
+
+#[test]
+fn without_clients_nothing_is_enforced() {
+    assert!(!compile(GOOD).clients.enforced);
 }

@@ -27,7 +27,14 @@ fn operator_objects(mock: &MockProvider, target: &str) -> (Value, Value) {
     resources.add_yaml(&yaml, "operator.yaml");
     let compiled = resources.compile();
     assert!(!compiled.has_errors());
-    let r = objects::render("llmpool", "team-a", &compiled.table, &compiled.credentials).unwrap();
+    let r = objects::render(
+        "llmpool",
+        "team-a",
+        &compiled.table,
+        &compiled.credentials,
+        &compiled.clients,
+    )
+    .unwrap();
     (
         serde_json::to_value(&r.configmap).unwrap(),
         serde_json::to_value(&r.secret).unwrap(),

@@ -1,4 +1,4 @@
-//! The controller: watches LlmAccounts, ModelRoutes and Secrets in its
+//! The controller: watches LlmAccounts, ModelRoutes, LlmClients and Secrets in its
 //! namespaces, and reconciles a namespace whenever something it compiles
 //! from changes, on error with backoff, when an OAuth token is due, and at
 //! least every resync period. One namespace is reconciled at a time, so
@@ -22,7 +22,7 @@ use crate::reconcile::Reconciler;
 use crate::runtime::{self, Shared};
 use queue::RETRY_FIRST;
 pub use queue::{Queue, retry_delay};
-use watch::{Accounts, accounts_of};
+use watch::{Seen, cached};
 
 /// Pause after a change before reconciling, so a burst of edits (or an
 /// apply of many resources) is compiled once.
@@ -49,7 +49,7 @@ impl Controller {
     /// Runs until the process stops.
     pub async fn run(self) {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        let cache: Accounts = Arc::default();
+        let cache = Seen::default();
         // the watches live exactly as long as this future
         let _watches = watch::spawn(
             &self.reconciler.client,
@@ -83,7 +83,7 @@ impl Controller {
     async fn reconcile(
         &self,
         ns: &str,
-        cache: &Accounts,
+        cache: &Seen,
         failures: &mut HashMap<String, u32>,
     ) -> Instant {
         let started = Instant::now();
@@ -124,7 +124,7 @@ impl Controller {
                     .with_label_values(&["error"])
                     .inc_by(summary.refreshes.1 as u64);
                 self.events.publish(&summary.transitions).await;
-                let accounts = accounts_of(cache, ns);
+                let accounts = cached(&cache.accounts, ns);
                 match runtime::resets(
                     &self.reconciler.client,
                     &self.shared,
@@ -162,24 +162,43 @@ impl Controller {
         }
     }
 
-    /// Brings every account's health summary up to date.
-    async fn health(&self, cache: &Accounts) {
+    /// Brings every account's health and every client's usage summary up
+    /// to date.
+    async fn health(&self, cache: &Seen) {
         let Some(admin) = self.shared.get() else {
             return;
         };
-        let namespaces: Vec<String> = cache
-            .lock()
-            .map(|c| c.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut namespaces: Vec<String> = [
+            namespaces_of(&cache.accounts),
+            namespaces_of(&cache.clients),
+        ]
+        .concat();
+        namespaces.sort();
+        namespaces.dedup();
         let now_ms = u64::try_from(Timestamp::now().as_millisecond()).unwrap_or(0);
+        let client = &self.reconciler.client;
         for ns in namespaces {
-            let accounts = accounts_of(cache, &ns);
-            match runtime::health(&self.reconciler.client, admin, &ns, &accounts, now_ms).await {
+            let accounts = cached(&cache.accounts, &ns);
+            match runtime::health(client, admin, &ns, &accounts, now_ms).await {
                 Ok(n) => self.metrics.status_patches.inc_by(n as u64),
                 Err(e) => {
                     tracing::warn!(namespace = %ns, error = %e, "cannot update account health")
                 }
             }
+            let clients = cached(&cache.clients, &ns);
+            match runtime::client_usage(client, admin, &ns, &clients, now_ms).await {
+                Ok(n) => self.metrics.status_patches.inc_by(n as u64),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, error = %e, "cannot update client usage")
+                }
+            }
         }
     }
+}
+
+fn namespaces_of<K>(cache: &watch::Cache<K>) -> Vec<String> {
+    cache
+        .lock()
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default()
 }

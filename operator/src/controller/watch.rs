@@ -1,5 +1,5 @@
-//! The watches: LlmAccounts, ModelRoutes and (by metadata only) Secrets
-//! per scope, turned into the namespaces that need a reconcile.
+//! The watches: LlmAccounts, ModelRoutes, LlmClients and (by metadata only)
+//! Secrets per scope, turned into the namespaces that need a reconcile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, ResourceExt};
 use llmpool_crds::objects;
-use llmpool_crds::{LlmAccount, ModelRoute};
+use llmpool_crds::{LlmAccount, LlmClient, ModelRoute};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -29,10 +29,19 @@ fn relevant(a: &LlmAccount) -> (Option<i64>, BTreeMap<String, String>, Option<St
     )
 }
 
-/// The accounts the watchers have seen, by namespace and name.
-pub(super) type Accounts = Arc<Mutex<HashMap<String, BTreeMap<String, LlmAccount>>>>;
+/// Resources the watchers have seen, by namespace and name.
+pub(super) type Cache<K> = Arc<Mutex<HashMap<String, BTreeMap<String, K>>>>;
 
-pub(super) fn accounts_of(cache: &Accounts, ns: &str) -> Vec<LlmAccount> {
+/// Everything the watchers keep: accounts (for resets and health) and
+/// clients (for usage), both also for the Secrets they reference.
+#[derive(Clone, Default)]
+pub(super) struct Seen {
+    pub(super) accounts: Cache<LlmAccount>,
+    pub(super) clients: Cache<LlmClient>,
+}
+
+/// The cached resources of one namespace.
+pub(super) fn cached<K: Clone>(cache: &Cache<K>, ns: &str) -> Vec<K> {
     cache
         .lock()
         .map(|c| {
@@ -43,26 +52,75 @@ pub(super) fn accounts_of(cache: &Accounts, ns: &str) -> Vec<LlmAccount> {
         .unwrap_or_default()
 }
 
-/// Drops cached accounts of `scope` (all namespaces when `None`) that a
+/// Drops cached resources of `scope` (all namespaces when `None`) that a
 /// fresh list did not return: they were deleted while the watch was down.
 /// Returns the namespaces that lost any.
-fn forget_unlisted(
-    cache: &mut HashMap<String, BTreeMap<String, LlmAccount>>,
+fn forget_unlisted<K>(
+    cache: &mut HashMap<String, BTreeMap<String, K>>,
     scope: Option<&str>,
     listed: &[(String, String)],
 ) -> Vec<String> {
     let mut touched = Vec::new();
-    for (ns, accounts) in cache.iter_mut() {
+    for (ns, resources) in cache.iter_mut() {
         if scope.is_some_and(|s| s != ns) {
             continue;
         }
-        let before = accounts.len();
-        accounts.retain(|name, _| listed.iter().any(|(n, a)| n == ns && a == name));
-        if accounts.len() != before {
+        let before = resources.len();
+        resources.retain(|name, _| listed.iter().any(|(n, a)| n == ns && a == name));
+        if resources.len() != before {
             touched.push(ns.clone());
         }
     }
     touched
+}
+
+/// Keeps `seen` up to date from one watch and names the namespaces whose
+/// resources changed in a way `relevant` says matters.
+fn caching<K, R>(
+    seen: Cache<K>,
+    scope: Option<String>,
+    relevant: fn(&K) -> R,
+) -> impl FnMut(&Event<K>) -> Vec<String>
+where
+    K: kube::Resource + Clone,
+    R: PartialEq,
+{
+    // resources listed again after a broken watch; the rest are gone
+    let mut relisted: Option<Vec<(String, String)>> = None;
+    move |event| {
+        let Ok(mut seen) = seen.lock() else {
+            return Vec::new();
+        };
+        match event {
+            Event::Apply(a) | Event::InitApply(a) => {
+                let ns = a.namespace().unwrap_or_default();
+                if let Some(listed) = relisted.as_mut() {
+                    listed.push((ns.clone(), a.name_any()));
+                }
+                let slot = seen.entry(ns.clone()).or_default();
+                let changed = slot
+                    .get(&a.name_any())
+                    .is_none_or(|old| relevant(old) != relevant(a));
+                slot.insert(a.name_any(), a.clone());
+                if changed { vec![ns] } else { Vec::new() }
+            }
+            Event::Delete(a) => {
+                let ns = a.namespace().unwrap_or_default();
+                if let Some(slot) = seen.get_mut(&ns) {
+                    slot.remove(&a.name_any());
+                }
+                vec![ns]
+            }
+            Event::Init => {
+                relisted = Some(Vec::new());
+                Vec::new()
+            }
+            Event::InitDone => {
+                let listed = relisted.take().unwrap_or_default();
+                forget_unlisted(&mut seen, scope.as_deref(), &listed)
+            }
+        }
+    }
 }
 
 fn api<K>(client: &Client, scope: Option<&str>) -> Api<K>
@@ -107,7 +165,7 @@ pub(super) fn spawn(
     name: &str,
     scopes: &[Option<String>],
     tx: &mpsc::UnboundedSender<String>,
-    cache: &Accounts,
+    seen: &Seen,
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let own = objects::credentials_name(name);
@@ -116,44 +174,21 @@ pub(super) fn spawn(
         let config = watcher::Config::default();
 
         let accounts = watch(api::<LlmAccount>(client, scope), config.clone()).default_backoff();
-        let seen = cache.clone();
         let scope_ns = scope.map(str::to_owned);
-        // accounts listed again after a broken watch; the rest are gone
-        let mut relisted: Option<Vec<(String, String)>> = None;
-        tasks.spawn(forward(accounts, tx.clone(), move |event| {
-            let Ok(mut seen) = seen.lock() else {
-                return Vec::new();
-            };
-            match event {
-                Event::Apply(a) | Event::InitApply(a) => {
-                    let ns = a.namespace().unwrap_or_default();
-                    if let Some(listed) = relisted.as_mut() {
-                        listed.push((ns.clone(), a.name_any()));
-                    }
-                    let slot = seen.entry(ns.clone()).or_default();
-                    let changed = slot
-                        .get(&a.name_any())
-                        .is_none_or(|old| relevant(old) != relevant(a));
-                    slot.insert(a.name_any(), a.clone());
-                    if changed { vec![ns] } else { Vec::new() }
-                }
-                Event::Delete(a) => {
-                    let ns = a.namespace().unwrap_or_default();
-                    if let Some(slot) = seen.get_mut(&ns) {
-                        slot.remove(&a.name_any());
-                    }
-                    vec![ns]
-                }
-                Event::Init => {
-                    relisted = Some(Vec::new());
-                    Vec::new()
-                }
-                Event::InitDone => {
-                    let listed = relisted.take().unwrap_or_default();
-                    forget_unlisted(&mut seen, scope_ns.as_deref(), &listed)
-                }
-            }
-        }));
+        tasks.spawn(forward(
+            accounts,
+            tx.clone(),
+            caching(seen.accounts.clone(), scope_ns.clone(), relevant),
+        ));
+
+        let clients = watch(api::<LlmClient>(client, scope), config.clone()).default_backoff();
+        tasks.spawn(forward(
+            clients,
+            tx.clone(),
+            caching(seen.clients.clone(), scope_ns, |c: &LlmClient| {
+                c.metadata.generation
+            }),
+        ));
 
         let routes = watch(api::<ModelRoute>(client, scope), config.clone()).default_backoff();
         let mut generations: HashMap<(String, String), Option<i64>> = HashMap::new();
@@ -175,7 +210,7 @@ pub(super) fn spawn(
         // metadata only: the operator never keeps Secret data around
         let secrets =
             watch(api::<PartialObjectMeta<Secret>>(client, scope), config).default_backoff();
-        let seen = cache.clone();
+        let seen = seen.clone();
         let own = own.clone();
         tasks.spawn(forward(secrets, tx.clone(), move |event| {
             let s = match event {
@@ -184,10 +219,8 @@ pub(super) fn spawn(
             };
             let ns = s.namespace().unwrap_or_default();
             let name = s.name_any();
-            let referenced = seen.lock().is_ok_and(|c| {
-                c.get(&ns)
-                    .is_some_and(|accounts| referenced_secrets(accounts.values()).contains(&name))
-            });
+            let (accounts, clients) = (cached(&seen.accounts, &ns), cached(&seen.clients, &ns));
+            let referenced = referenced_secrets(&accounts, &clients).contains(&name);
             // the credentials Secret itself: a hand edit or delete is undone
             if referenced || name == own {
                 vec![ns]

@@ -130,6 +130,12 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
             ),
             call(
                 "GET",
+                &format!("{CR}/llmclients"),
+                200,
+                list("LlmClientList", vec![]),
+            ),
+            call(
+                "GET",
                 &format!("{CORE}/secrets/key-a"),
                 200,
                 secret("key-a", "sk-live-a"),
@@ -180,13 +186,13 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
         Some("ModelRoute")
     );
 
-    let (secret_call, secret_body) = &seen[5];
+    let (secret_call, secret_body) = &seen[6];
     assert!(
         secret_call.contains("fieldManager=llmpool-operator") && secret_call.contains("force=true"),
         "{secret_call}"
     );
     assert!(secret_body["data"]["a"].is_string(), "{secret_body}");
-    let (_, configmap) = &seen[6];
+    let (_, configmap) = &seen[7];
     let text = configmap.to_string();
     assert!(
         text.contains("routes.json") && !text.contains("sk-live-a"),
@@ -197,12 +203,12 @@ async fn the_first_reconcile_writes_both_objects_and_every_status() {
         "llmpool-operator"
     );
 
-    let (_, account_status) = &seen[7];
+    let (_, account_status) = &seen[8];
     assert_eq!(account_status["status"]["observedGeneration"], 1);
     assert_eq!(account_status["status"]["conditions"][0]["type"], "Ready");
     assert_eq!(account_status["status"]["conditions"][0]["status"], "True");
     // b is named by the route but does not exist: the route says so and still serves with a
-    let (_, route_status) = &seen[8];
+    let (_, route_status) = &seen[9];
     assert_eq!(route_status["status"]["conditions"][0]["status"], "False");
     assert!(
         route_status["status"]["conditions"][0]["message"]
@@ -231,11 +237,18 @@ async fn an_unchanged_namespace_causes_no_write() {
     let compiled = compile(&Inputs {
         accounts: &parsed_accounts,
         routes: &parsed_routes,
+        clients: &[],
         secrets: &secrets,
         oauth_tokens: &tokens,
     });
-    let rendered =
-        objects::render("llmpool", "team-a", &compiled.table, &compiled.credentials).unwrap();
+    let rendered = objects::render(
+        "llmpool",
+        "team-a",
+        &compiled.table,
+        &compiled.credentials,
+        &compiled.clients,
+    )
+    .unwrap();
     let account_conditions = status::merge(
         &[],
         &status::account_conditions(&compiled, "a", None, None),
@@ -266,6 +279,12 @@ async fn an_unchanged_namespace_causes_no_write() {
             &format!("{CR}/modelroutes"),
             200,
             list("ModelRouteList", vec![settled_route.clone()]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/llmclients"),
+            200,
+            list("LlmClientList", vec![]),
         ),
         call(
             "GET",
@@ -318,6 +337,12 @@ async fn an_unchanged_namespace_causes_no_write() {
             ),
             call(
                 "GET",
+                &format!("{CR}/llmclients"),
+                200,
+                list("LlmClientList", vec![]),
+            ),
+            call(
+                "GET",
                 &format!("{CORE}/secrets/key-a"),
                 200,
                 secret("key-a", "sk-live-a"),
@@ -350,7 +375,7 @@ async fn an_unchanged_namespace_causes_no_write() {
         let (summary, seen) = run(calls, later.clone()).await;
         assert!(summary.objects_written && summary.statuses_patched == 0);
         assert_eq!(
-            seen[5].1["data"],
+            seen[6].1["data"],
             serde_json::to_value(&rendered.secret).unwrap()["data"],
             "the real keys are back"
         );
@@ -378,6 +403,12 @@ async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
                 &format!("{CR}/modelroutes"),
                 200,
                 list("ModelRouteList", vec![route(None)]),
+            ),
+            call(
+                "GET",
+                &format!("{CR}/llmclients"),
+                200,
+                list("LlmClientList", vec![]),
             ),
             call(
                 "GET",
@@ -418,9 +449,9 @@ async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
     .concat();
     let (summary, seen) = run(calls, now()).await;
     assert_eq!(summary.statuses_patched, 3);
-    let (_, secret_body) = &seen[6];
+    let (_, secret_body) = &seen[7];
     assert!(secret_body["data"].get("a").is_some() && secret_body["data"].get("b").is_none());
-    let (_, b) = &seen[9];
+    let (_, b) = &seen[10];
     let credentials = &b["status"]["conditions"][1];
     assert_eq!(
         (credentials["type"].as_str(), credentials["status"].as_str()),
@@ -430,7 +461,7 @@ async fn a_missing_secret_is_reported_on_its_account_and_breaks_nothing_else() {
         credentials["message"],
         "spec.credentials.secretRef: Secret openai-key not found"
     );
-    let (_, a) = &seen[8];
+    let (_, a) = &seen[9];
     assert_eq!(
         a["status"]["conditions"][0]["status"], "True",
         "the valid account is unaffected"
@@ -451,6 +482,12 @@ async fn when_the_last_account_and_route_are_gone_both_objects_are_deleted() {
             &format!("{CR}/modelroutes"),
             200,
             list("ModelRouteList", vec![]),
+        ),
+        call(
+            "GET",
+            &format!("{CR}/llmclients"),
+            200,
+            list("LlmClientList", vec![]),
         ),
         call(
             "DELETE",
@@ -506,6 +543,12 @@ fn oauth_reads(token_url: &str) -> Vec<Call> {
         ),
         call(
             "GET",
+            &format!("{CR}/llmclients"),
+            200,
+            list("LlmClientList", vec![]),
+        ),
+        call(
+            "GET",
             &format!("{CORE}/secrets/grant"),
             200,
             secret("grant", "rt-123"),
@@ -547,12 +590,12 @@ async fn an_oauth_account_is_served_with_a_fresh_access_token() {
     );
     assert!(endpoint.seen.lock().unwrap()[0].contains("refresh_token=rt-123"));
     // the proxies get the access token, never the refresh token
-    let (_, credentials) = &seen[5];
+    let (_, credentials) = &seen[6];
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     assert_eq!(credentials["data"]["claude"], b64.encode("at-fresh"));
     assert!(!credentials.to_string().contains(&b64.encode("rt-123")));
-    let (_, status) = &seen[7];
+    let (_, status) = &seen[8];
     let conditions = status["status"]["conditions"].as_array().unwrap();
     let refreshing = conditions
         .iter()
@@ -597,7 +640,7 @@ async fn a_failing_refresh_is_shown_with_its_next_attempt() {
         summary.next_due_ms,
         Some(now().0.as_millisecond() + 5 * 60_000)
     );
-    let (_, status) = &seen[7];
+    let (_, status) = &seen[8];
     assert_eq!(status["status"]["oauth"]["failures"], 1);
     assert_eq!(
         status["status"]["oauth"]["nextAttempt"],
@@ -643,6 +686,12 @@ async fn a_table_too_large_for_one_object_is_reported_and_nothing_is_written() {
         ),
         call(
             "GET",
+            &format!("{CR}/llmclients"),
+            200,
+            list("LlmClientList", vec![]),
+        ),
+        call(
+            "GET",
             &format!("{CORE}/secrets/key-a"),
             200,
             secret("key-a", "sk-a"),
@@ -672,11 +721,135 @@ async fn a_table_too_large_for_one_object_is_reported_and_nothing_is_written() {
     assert!(!summary.objects_written);
     let why = summary.too_large.unwrap();
     assert!(why.contains("llmpool-routes"), "{why}");
-    for (_, body) in &seen[5..] {
+    for (_, body) in &seen[6..] {
         let ready = &body["status"]["conditions"][0];
         assert_eq!(
             (&ready["status"], &ready["reason"]),
             (&json!("False"), &json!("TableTooLarge"))
         );
     }
+}
+
+fn llm_client(name: &str, secret: &str, models: Value) -> Value {
+    json!({
+        "apiVersion": "llmpool.dev/v1alpha1", "kind": "LlmClient",
+        "metadata": {"name": name, "namespace": "team-a", "generation": 1},
+        "spec": {"keySecretRef": {"name": secret, "key": "apiKey"}, "models": models,
+                 "limits": {"requestsPerMinute": 60}}
+    })
+}
+
+#[tokio::test]
+async fn clients_reach_the_proxies_as_digests_and_each_says_whether_its_key_is_accepted() {
+    let team_key = "sk-team-a-7c1e5d0b2f9a4e63";
+    let calls = [
+        vec![
+            call(
+                "GET",
+                &format!("{CR}/llmaccounts"),
+                200,
+                list("LlmAccountList", vec![account("a", "key-a", None)]),
+            ),
+            call(
+                "GET",
+                &format!("{CR}/modelroutes"),
+                200,
+                list("ModelRouteList", vec![route(None)]),
+            ),
+            call(
+                "GET",
+                &format!("{CR}/llmclients"),
+                200,
+                list(
+                    "LlmClientList",
+                    vec![
+                        llm_client("team-a", "team-a-key", json!(["gpt-4o*"])),
+                        llm_client("team-b", "missing-key", json!([])),
+                    ],
+                ),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/key-a"),
+                200,
+                secret("key-a", "sk-live-a"),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/missing-key"),
+                404,
+                not_found(),
+            ),
+            call(
+                "GET",
+                &format!("{CORE}/secrets/team-a-key"),
+                200,
+                secret("team-a-key", team_key),
+            ),
+        ],
+        first_write(),
+        vec![
+            call(
+                "PATCH",
+                &format!("{CR}/llmaccounts/a/status"),
+                200,
+                account("a", "key-a", None),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/modelroutes/gpt/status"),
+                200,
+                route(None),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/llmclients/team-a/status"),
+                200,
+                llm_client("team-a", "team-a-key", json!([])),
+            ),
+            call(
+                "PATCH",
+                &format!("{CR}/llmclients/team-b/status"),
+                200,
+                llm_client("team-b", "missing-key", json!([])),
+            ),
+        ],
+    ]
+    .concat();
+    let (summary, seen) = run(calls, now()).await;
+    assert!(summary.objects_written);
+    let (_, secret_body) = &seen[8];
+    use base64::Engine;
+    let clients = base64::engine::general_purpose::STANDARD
+        .decode(secret_body["data"]["_clients.json"].as_str().unwrap())
+        .unwrap();
+    let clients: Value = serde_json::from_slice(&clients).unwrap();
+    assert_eq!(clients["enforced"], true, "{clients}");
+    assert_eq!(clients["clients"].as_array().unwrap().len(), 1, "{clients}");
+    assert_eq!(
+        clients["clients"][0]["keySha256"],
+        llmpool_crds::compile::key_digest(team_key)
+    );
+    assert_eq!(clients["clients"][0]["limits"]["requestsPerMinute"], 60);
+    for (call, body) in &seen {
+        let text = format!("{call} {body}");
+        assert!(!text.contains(team_key), "plain client key in {call}");
+    }
+    let (_, ok) = &seen[12];
+    assert_eq!(ok["status"]["conditions"][0]["status"], "True");
+    assert!(
+        ok["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-4o*")
+    );
+    let (_, broken) = &seen[13];
+    assert_eq!(broken["status"]["conditions"][0]["status"], "False");
+    assert!(
+        broken["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret missing-key not found"),
+        "{broken}"
+    );
 }

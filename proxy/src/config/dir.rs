@@ -183,6 +183,7 @@ pub async fn watch(
             &app.shared,
         ));
         app.metrics.reloads.with_label_values(&["applied"]).inc();
+        app.note_auth_mode();
         app.metrics
             .config_generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));

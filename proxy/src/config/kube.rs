@@ -75,12 +75,14 @@ pub async fn watch(app: Arc<App>, client: Client, namespace: String, name: Strin
             continue;
         };
         match objects::read(cm, sec) {
-            Ok((_, _, hash)) if hash == served_hash => {}
-            Ok((table, credentials, hash)) => {
+            Ok(contents) if contents.hash == served_hash => {}
+            Ok(contents) => {
                 generation += 1;
+                let hash = contents.hash;
                 let compiled = Compiled {
-                    table,
-                    credentials,
+                    table: contents.table,
+                    credentials: contents.credentials,
+                    clients: contents.clients,
                     diagnostics: Vec::new(),
                 };
                 app.snapshots.swap(Snapshot::build(
@@ -91,6 +93,7 @@ pub async fn watch(app: Arc<App>, client: Client, namespace: String, name: Strin
                 ));
                 app.mark_loaded();
                 app.metrics.reloads.with_label_values(&["applied"]).inc();
+                app.note_auth_mode();
                 app.metrics
                     .config_generation
                     .set(i64::try_from(generation).unwrap_or(i64::MAX));

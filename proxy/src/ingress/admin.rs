@@ -30,6 +30,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         "routesReady": routes_ready,
         "accounts": snapshot.accounts.len(),
         "state": app.store.kind(),
+        "auth": app.auth_mode().as_str(),
+        "clients": snapshot.clients.names().len(),
         "stateDegraded": app.store.degraded(),
     });
     let status = if ready {
@@ -84,6 +86,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
                 .set(i64::from(view.blocked));
         }
     }
+    client_metrics(&app, &snapshot).await;
     app.metrics
         .state_degraded
         .set(i64::from(app.store.degraded()));
@@ -93,4 +96,43 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// Each named client's configured limits and what it used across replicas.
+async fn client_metrics(app: &App, snapshot: &crate::snapshot::Snapshot) {
+    let names = snapshot.clients.names();
+    app.metrics.client_limit.reset();
+    for client in snapshot.clients.iter() {
+        let l = &client.limits;
+        for (limit, value) in [
+            ("requests_per_minute", l.requests_per_minute.map(u64::from)),
+            ("tokens_per_minute", l.tokens_per_minute),
+            ("max_concurrency", l.max_concurrency.map(u64::from)),
+            ("daily_tokens", l.daily_tokens),
+        ] {
+            if let Some(v) = value {
+                app.metrics
+                    .client_limit
+                    .with_label_values(&[&*client.name, limit])
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+        }
+    }
+    let Ok(usage) = app.store.client_usage(&snapshot.namespace, &names).await else {
+        return;
+    };
+    app.metrics.client_usage.reset();
+    for (name, u) in names.iter().zip(usage) {
+        for (window, v) in [
+            ("requests_last_minute", u.requests_last_minute),
+            ("tokens_last_minute", u.tokens_last_minute),
+            ("tokens_today", u.tokens_today),
+            ("in_flight", u.in_flight),
+        ] {
+            app.metrics
+                .client_usage
+                .with_label_values(&[&**name, window])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
 }
 
 async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    let (bytes, top) = read_json(app, headers, body).await?;
+    let (bytes, top, client) = read_json(app, headers, body).await?;
     let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     require_model(&view.model)?;
     let Some(max_tokens) = view.max_tokens else {
@@ -51,7 +51,7 @@ async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respon
     call.model_span = model_span;
     call.estimated_tokens = pipeline::estimate_tokens(bytes.len(), Some(max_tokens));
     call.session_key = session;
-    pipeline::run(app, snapshot, call).await
+    pipeline::run(app, snapshot, call.for_client(client)).await
 }
 
 /// `POST /v1/messages/count_tokens`.
@@ -63,7 +63,7 @@ pub async fn count_tokens(State(app): State<Arc<App>>, headers: HeaderMap, body:
 }
 
 async fn count(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    let (bytes, top) = read_json(app, headers, body).await?;
+    let (bytes, top, client) = read_json(app, headers, body).await?;
     let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     require_model(&view.model)?;
     let snapshot = app.snapshots.load();
@@ -75,5 +75,5 @@ async fn count(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respon
         headers,
     );
     call.model_span = top.value_span(&bytes, "model");
-    pipeline::run(app, snapshot, call).await
+    pipeline::run(app, snapshot, call.for_client(client)).await
 }

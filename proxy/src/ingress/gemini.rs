@@ -38,8 +38,9 @@ async fn serve(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ProxyError> {
-    auth::check(
-        &app.settings.client_keys,
+    let client = auth::check(
+        app,
+        &app.snapshots.load(),
         headers,
         query.get("key").map(String::as_str),
     )?;
@@ -67,7 +68,7 @@ async fn serve(
         if let ClientApi::GeminiEmbed { .. } = api {
             call.estimated_tokens = (bytes.len() as u64) / 4;
         }
-        return pipeline::run(app, snapshot, call).await;
+        return pipeline::run(app, snapshot, call.for_client(client)).await;
     }
     let view: RequestView<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     if view.contents.is_empty() {
@@ -92,5 +93,5 @@ async fn serve(
     );
     call.estimated_tokens = pipeline::estimate_tokens(bytes.len(), view.max_output_tokens());
     call.session_key = session;
-    pipeline::run(app, snapshot, call).await
+    pipeline::run(app, snapshot, call.for_client(client)).await
 }

@@ -22,6 +22,10 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ProxyError;
+
+/// The named client a request authenticated as (None: open gateway or a
+/// flat-list key).
+type Client = Option<Arc<crate::clients::Client>>;
 use crate::protocol::Protocol;
 use crate::snapshot::Snapshot;
 
@@ -113,19 +117,19 @@ pub(crate) fn bounded(text: &str) -> String {
 
 /// The checks every JSON endpoint makes before it looks at the body: the
 /// client key, a loaded configuration, the size limit and the JSON depth
-/// limit. Returns the body and its top-level fields.
+/// limit. Returns the body, its top-level fields and the named client.
 async fn read_json(
     app: &App,
     headers: &HeaderMap,
     body: axum::body::Body,
-) -> Result<(bytes::Bytes, crate::protocol::json::TopLevel), ProxyError> {
-    auth::check(&app.settings.client_keys, headers, None)?;
+) -> Result<(bytes::Bytes, crate::protocol::json::TopLevel, Client), ProxyError> {
+    let client = auth::check(app, &app.snapshots.load(), headers, None)?;
     if !app.loaded() {
         return Err(ProxyError::NotLoaded);
     }
     let bytes = body::read(body, app.settings.max_body_bytes).await?;
     let top = crate::protocol::json::scan(&bytes, app.settings.max_json_depth)?;
-    Ok((bytes, top))
+    Ok((bytes, top, client))
 }
 
 /// A request's `model` must name something.
@@ -207,7 +211,13 @@ async fn request_id(
     let path = bounded(request.uri().path());
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let (mut response, client) = auth::recording(next.run(request).instrument(span.clone())).await;
+    if let Some(client) = &client {
+        app.metrics
+            .client_requests
+            .with_label_values(&[&**client, response.status().as_str()])
+            .inc();
+    }
     if let Some(api) = api_label(&path) {
         app.metrics
             .request_seconds

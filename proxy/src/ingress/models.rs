@@ -1,8 +1,9 @@
 //! Model listings, in the shape of the API the client speaks: Anthropic's
 //! when it sends `anthropic-version`, Gemini's on `/v1beta/` or when the key
 //! came as `x-goog-api-key` or `?key=`, OpenAI's otherwise. The models are
-//! the exact names of the routes (globs cannot be listed); a single model
-//! is found by any route that serves it, globs included.
+//! the exact names of the routes (globs cannot be listed) that the client's
+//! key may use; a single model is found by any route that serves it, globs
+//! included.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use serde_json::{Value, json};
 
 use super::{auth, bounded, reject};
 use crate::app::App;
+use crate::clients::Client;
 use crate::error::ProxyError;
 use crate::protocol::Protocol;
+use crate::snapshot::Snapshot;
 
 type Params = HashMap<String, String>;
 
@@ -50,9 +53,12 @@ fn entry(id: &str, shape: Protocol) -> Value {
     }
 }
 
-fn listing(app: &App, shape: Protocol) -> Response {
-    let snapshot = app.snapshots.load();
-    let names = snapshot.model_names();
+fn listing(snapshot: &Snapshot, client: Option<&Client>, shape: Protocol) -> Response {
+    let names: Vec<&str> = snapshot
+        .model_names()
+        .into_iter()
+        .filter(|m| client.is_none_or(|c| c.allows(m)))
+        .collect();
     let data: Vec<Value> = names.iter().map(|id| entry(id, shape)).collect();
     let body = match shape {
         Protocol::OpenAi => json!({"object": "list", "data": data}),
@@ -67,13 +73,50 @@ fn listing(app: &App, shape: Protocol) -> Response {
     Json(body).into_response()
 }
 
-fn one(app: &App, model: &str, shape: Protocol) -> Response {
+/// The model a client asked about, when it is served and allowed.
+fn one<'m>(
+    snapshot: &Snapshot,
+    client: Option<&Client>,
+    model: &'m str,
+) -> Result<&'m str, ProxyError> {
     let model = model.strip_prefix("models/").unwrap_or(model);
-    let snapshot = app.snapshots.load();
-    if snapshot.route_for(model).is_none() {
-        return reject(app, ProxyError::UnknownModel(bounded(model)), shape);
+    if let Some(c) = client.filter(|c| !c.allows(model)) {
+        return Err(ProxyError::ModelNotAllowed {
+            client: c.name.to_string(),
+            model: bounded(model),
+        });
     }
-    Json(entry(model, shape)).into_response()
+    if snapshot.route_for(model).is_none() {
+        return Err(ProxyError::UnknownModel(bounded(model)));
+    }
+    Ok(model)
+}
+
+/// Authenticates, then answers with one model or the listing.
+fn answer(
+    app: &App,
+    headers: &HeaderMap,
+    query: &Params,
+    shape: Protocol,
+    model: Option<&str>,
+) -> Response {
+    let snapshot = app.snapshots.load();
+    let client = match auth::check(
+        app,
+        &snapshot,
+        headers,
+        query.get("key").map(String::as_str),
+    ) {
+        Ok(c) => c,
+        Err(e) => return reject(app, e, shape),
+    };
+    match model {
+        None => listing(&snapshot, client.as_deref(), shape),
+        Some(m) => match one(&snapshot, client.as_deref(), m) {
+            Ok(id) => Json(entry(id, shape)).into_response(),
+            Err(e) => reject(app, e, shape),
+        },
+    }
 }
 
 /// `GET /v1/models`.
@@ -82,15 +125,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<Params>,
 ) -> Response {
-    let shape = shape(&headers, &q);
-    if let Err(e) = auth::check(
-        &app.settings.client_keys,
-        &headers,
-        q.get("key").map(String::as_str),
-    ) {
-        return reject(&app, e, shape);
-    }
-    listing(&app, shape)
+    answer(&app, &headers, &q, shape(&headers, &q), None)
 }
 
 /// `GET /v1/models/{model}`.
@@ -100,15 +135,7 @@ pub async fn get(
     headers: HeaderMap,
     Query(q): Query<Params>,
 ) -> Response {
-    let shape = shape(&headers, &q);
-    if let Err(e) = auth::check(
-        &app.settings.client_keys,
-        &headers,
-        q.get("key").map(String::as_str),
-    ) {
-        return reject(&app, e, shape);
-    }
-    one(&app, &model, shape)
+    answer(&app, &headers, &q, shape(&headers, &q), Some(&model))
 }
 
 /// `GET /v1beta/models`.
@@ -117,14 +144,7 @@ pub async fn list_gemini(
     headers: HeaderMap,
     Query(q): Query<Params>,
 ) -> Response {
-    if let Err(e) = auth::check(
-        &app.settings.client_keys,
-        &headers,
-        q.get("key").map(String::as_str),
-    ) {
-        return reject(&app, e, Protocol::Gemini);
-    }
-    listing(&app, Protocol::Gemini)
+    answer(&app, &headers, &q, Protocol::Gemini, None)
 }
 
 /// `GET /v1beta/models/{model}`.
@@ -134,12 +154,5 @@ pub async fn get_gemini(
     headers: HeaderMap,
     Query(q): Query<Params>,
 ) -> Response {
-    if let Err(e) = auth::check(
-        &app.settings.client_keys,
-        &headers,
-        q.get("key").map(String::as_str),
-    ) {
-        return reject(&app, e, Protocol::Gemini);
-    }
-    one(&app, &model, Protocol::Gemini)
+    answer(&app, &headers, &q, Protocol::Gemini, Some(&model))
 }

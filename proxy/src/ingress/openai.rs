@@ -27,7 +27,7 @@ pub async fn chat_completions(
 }
 
 async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    let (bytes, top) = read_json(app, headers, body).await?;
+    let (bytes, top, client) = read_json(app, headers, body).await?;
     let view: ChatRequestView<'_> =
         serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     require_model(&view.model)?;
@@ -58,7 +58,7 @@ async fn chat(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respons
     call.model_span = Some(model_span);
     call.estimated_tokens = pipeline::estimate_tokens(bytes.len(), view.max_output_tokens());
     call.session_key = session;
-    pipeline::run(app, snapshot, call).await
+    pipeline::run(app, snapshot, call.for_client(client)).await
 }
 
 /// What the gateway reads of an embeddings request.
@@ -81,7 +81,7 @@ pub async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: B
 }
 
 async fn embed(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    let (bytes, top) = read_json(app, headers, body).await?;
+    let (bytes, top, client) = read_json(app, headers, body).await?;
     let view: EmbeddingsView<'_> =
         serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     require_model(&view.model)?;
@@ -111,5 +111,5 @@ async fn embed(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respon
     );
     call.model_span = top.value_span(&bytes, "model");
     call.estimated_tokens = (bytes.len() as u64) / 4;
-    pipeline::run(app, snapshot, call).await
+    pipeline::run(app, snapshot, call.for_client(client)).await
 }

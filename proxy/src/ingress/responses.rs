@@ -65,7 +65,7 @@ pub async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
 }
 
 async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
-    let (bytes, top) = read_json(app, headers, body).await?;
+    let (bytes, top, client) = read_json(app, headers, body).await?;
     let view: View<'_> = serde_json::from_slice(&bytes).map_err(ProxyError::InvalidBody)?;
     require_model(&view.model)?;
     if view.input.is_none() && view.previous_response_id.is_none() {
@@ -88,5 +88,5 @@ async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respon
     call.session_key = session;
     call.previous_response = view.previous_response_id.map(|id| id.into_owned());
     call.stores_response = view.store != Some(false);
-    pipeline::run(app, snapshot, call).await
+    pipeline::run(app, snapshot, call.for_client(client)).await
 }

@@ -116,6 +116,8 @@ pub struct Call {
     pub previous_response: Option<String>,
     /// Responses API: the answer is stored upstream (record its account).
     pub stores_response: bool,
+    /// The named client the request is charged to.
+    pub client: Option<std::sync::Arc<crate::clients::Client>>,
     ir: OnceLock<Result<ir::Request, String>>,
 }
 
@@ -150,8 +152,15 @@ impl Call {
             anthropic_headers,
             previous_response: None,
             stores_response: false,
+            client: None,
             ir: OnceLock::new(),
         }
+    }
+
+    /// Charges the request to a named client.
+    pub fn for_client(mut self, client: Option<std::sync::Arc<crate::clients::Client>>) -> Self {
+        self.client = client;
+        self
     }
 
     /// The request in the internal form, decoded on first use.

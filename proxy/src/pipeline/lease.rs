@@ -5,44 +5,52 @@
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::state::{Candidate, Completion, Lease, Outcome, SessionRef};
+use crate::state::{Candidate, ClientCharge, Completion, Lease, Outcome, SessionRef};
+
+/// What one attempt holds in the shared state.
+#[derive(Clone)]
+pub struct Held {
+    /// Namespace of the snapshot.
+    pub namespace: Arc<str>,
+    /// The account's candidate.
+    pub candidate: Candidate,
+    /// The lease taken on it.
+    pub lease: Lease,
+    /// The session to bind when the attempt succeeds.
+    pub session: Option<SessionRef>,
+    /// The named client charged.
+    pub client: Option<ClientCharge>,
+}
 
 /// Capacity held on one account.
 pub struct LeaseGuard {
     app: Arc<App>,
-    namespace: Arc<str>,
-    candidate: Candidate,
-    lease: Lease,
-    session: Option<SessionRef>,
+    held: Held,
     open: bool,
 }
 
 impl LeaseGuard {
     /// Wraps a fresh lease and counts it in flight.
-    pub fn new(
-        app: Arc<App>,
-        namespace: Arc<str>,
-        candidate: Candidate,
-        lease: Lease,
-        session: Option<SessionRef>,
-    ) -> Self {
+    pub fn new(app: Arc<App>, held: Held) -> Self {
         app.metrics
             .in_flight
-            .with_label_values(&[&*candidate.account])
+            .with_label_values(&[&*held.candidate.account])
             .inc();
         Self {
             app,
-            namespace,
-            candidate,
-            lease,
-            session,
+            held,
             open: true,
         }
     }
 
     /// The account this lease is on.
     pub fn account(&self) -> &str {
-        &self.candidate.account
+        &self.held.candidate.account
+    }
+
+    /// The named client the attempt is charged to.
+    pub fn client(&self) -> Option<&str> {
+        self.held.client.as_ref().map(|c| &*c.name)
     }
 
     /// Returns the lease after a served answer: inline when the store costs
@@ -59,28 +67,12 @@ impl LeaseGuard {
     /// Returns the lease with the attempt's outcome.
     pub async fn finish(mut self, outcome: Outcome, tokens_used: Option<u64>) {
         self.open = false;
-        complete(
-            &self.app,
-            &self.namespace,
-            &self.candidate,
-            &self.lease,
-            self.session.as_ref(),
-            outcome,
-            tokens_used,
-        )
-        .await;
+        complete(&self.app, &self.held, outcome, tokens_used).await;
     }
 }
 
-async fn complete(
-    app: &App,
-    namespace: &str,
-    candidate: &Candidate,
-    lease: &Lease,
-    session: Option<&SessionRef>,
-    outcome: Outcome,
-    tokens_used: Option<u64>,
-) {
+async fn complete(app: &App, held: &Held, outcome: Outcome, tokens_used: Option<u64>) {
+    let candidate = &held.candidate;
     app.metrics
         .in_flight
         .with_label_values(&[&*candidate.account])
@@ -100,16 +92,17 @@ async fn complete(
             .inc();
     }
     let session = match outcome {
-        Outcome::Success { .. } => session,
+        Outcome::Success { .. } => held.session.as_ref(),
         _ => None,
     };
     let done = Completion {
-        namespace,
-        lease,
+        namespace: &held.namespace,
+        lease: &held.lease,
         candidate,
         outcome,
         tokens_used,
         session,
+        client: held.client.as_ref(),
     };
     if let Err(e) = app.store.complete(&done).await {
         tracing::warn!(account = %candidate.account, error = %e, "could not record an attempt's outcome");
@@ -122,21 +115,13 @@ impl Drop for LeaseGuard {
             return;
         }
         let app = self.app.clone();
-        let namespace = self.namespace.clone();
-        let candidate = self.candidate.clone();
-        let lease = self.lease.clone();
+        let held = Held {
+            session: None,
+            ..self.held.clone()
+        };
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                complete(
-                    &app,
-                    &namespace,
-                    &candidate,
-                    &lease,
-                    None,
-                    Outcome::Cancelled,
-                    None,
-                )
-                .await;
+                complete(&app, &held, Outcome::Cancelled, None).await;
             });
         }
     }

@@ -29,7 +29,7 @@ use crate::state::{Admission, AdmitRequest, Outcome, SessionRef};
 use crate::upstream::error::AttemptError;
 use attempt::Reply;
 pub use call::{Call, ClientApi};
-use lease::LeaseGuard;
+use lease::{Held, LeaseGuard};
 pub use relay::estimate_tokens;
 
 /// Serves one generation request on `snapshot`, which it holds to the end.
@@ -40,6 +40,14 @@ pub async fn run(
 ) -> Result<Response, ProxyError> {
     let entered = Instant::now();
     let mut waited = Duration::ZERO;
+    if let Some(client) = &call.client
+        && !client.allows(&call.model)
+    {
+        return Err(ProxyError::ModelNotAllowed {
+            client: client.name.to_string(),
+            model: crate::ingress::bounded(&call.model),
+        });
+    }
     let route = snapshot
         .route_for(&call.model)
         .ok_or_else(|| ProxyError::UnknownModel(crate::ingress::bounded(&call.model)))?;
@@ -103,10 +111,13 @@ pub async fn run(
 
     // no attempt starts, or waits for its first content, past this
     let request_deadline = entered + Duration::from_millis(retry.request_timeout_ms);
+    // the client's limits are checked on the request's first admission only
+    let mut charged = false;
     while attempts < retry.max_attempts {
         if attempts > 0 && Instant::now() >= request_deadline {
             break;
         }
+        let charge = call.client.as_ref().map(|c| c.charge(!charged));
         let admission = app
             .store
             .admit(&AdmitRequest {
@@ -117,10 +128,18 @@ pub async fn run(
                 session: session.as_ref(),
                 estimated_tokens: call.estimated_tokens,
                 lease_ttl,
+                client: charge.as_ref(),
             })
             .await?;
         let lease = match admission {
+            Admission::ClientLimited { retry_after } => {
+                return Err(ProxyError::ClientLimited {
+                    client: charge.map(|c| c.name.to_string()).unwrap_or_default(),
+                    retry_after,
+                });
+            }
             Admission::Admitted(lease) => {
+                charged = true;
                 if session.is_some() && attempts == 0 {
                     let result = if lease.session_hit { "hit" } else { "miss" };
                     app.metrics
@@ -167,10 +186,13 @@ pub async fn run(
         let account = candidate.account.clone();
         let guard = LeaseGuard::new(
             app.clone(),
-            snapshot.namespace.clone(),
-            candidate.clone(),
-            lease,
-            session.clone(),
+            Held {
+                namespace: snapshot.namespace.clone(),
+                candidate: candidate.clone(),
+                lease,
+                session: session.clone(),
+                client: charge,
+            },
         );
         let outgoing = match call::outgoing(&call, member, &candidate.model) {
             Ok(o) => o,
@@ -382,7 +404,8 @@ async fn respond(
                 .with_label_values(&[guard.account()])
                 .observe(started.elapsed().as_secs_f64());
             if let Some(u) = &usage {
-                app.metrics.count_tokens(route, guard.account(), u);
+                app.metrics
+                    .count_tokens(route, guard.account(), guard.client(), u);
             }
             let tokens = usage.map(|u| u.total()).unwrap_or(estimate);
             guard

@@ -249,7 +249,10 @@ impl Relay {
             .with_label_values(&[&account])
             .observe(elapsed);
         if let Some(u) = &self.stream.usage {
-            self.app.metrics.count_tokens(&self.route, &account, u);
+            let client = guard.client();
+            self.app
+                .metrics
+                .count_tokens(&self.route, &account, client, u);
         }
         let tokens = self
             .stream

@@ -1,5 +1,5 @@
 //! The operator's side of the shared state: read each account's runtime
-//! health for its status summary, and clear an account's cooldowns when a
+//! health and each client's usage for their status summaries, and clear an account's cooldowns when a
 //! user asks for it. It connects like a proxy replica but writes no
 //! heartbeat, so it never counts as a replica sharing the limits.
 
@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use redis::Script;
 
+use super::calls;
 use super::conn::{Conn, RedisConfig, connect};
-use super::prefix;
+use super::keys::Keys;
+use crate::ClientUsage;
 
 /// Runtime health of one account across all replicas.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,12 +49,30 @@ pub(super) fn rows(flat: &[redis::Value], n: usize) -> Option<Vec<(u64, AccountH
     )
 }
 
+/// Parses usage.lua's reply for `n` clients.
+pub(super) fn usage_rows(flat: &[u64], n: usize) -> Option<Vec<ClientUsage>> {
+    if flat.len() != n * 4 {
+        return None;
+    }
+    Some(
+        flat.chunks(4)
+            .map(|c| ClientUsage {
+                requests_last_minute: c[0],
+                tokens_last_minute: c[1],
+                tokens_today: c[2],
+                in_flight: c[3],
+            })
+            .collect(),
+    )
+}
+
 /// A connection for reading health and resetting accounts.
 #[derive(Clone)]
 pub struct RedisAdmin {
     conn: Conn,
     view: Script,
     reset: Script,
+    usage: Script,
     call_timeout: Duration,
 }
 
@@ -71,6 +91,7 @@ impl RedisAdmin {
             conn,
             view: Script::new(include_str!("view.lua")),
             reset: Script::new(include_str!("reset.lua")),
+            usage: Script::new(include_str!("usage.lua")),
             call_timeout: config.call_timeout.max(Duration::from_secs(1)),
         })
     }
@@ -94,25 +115,44 @@ impl RedisAdmin {
         accounts: &[String],
         now_ms: u64,
     ) -> Result<Vec<AccountHealth>, AdminError> {
-        let p = prefix(namespace);
-        let mut inv = self.view.key(format!("{p}seq"));
-        inv.arg(&p).arg(now_ms);
-        for a in accounts {
-            inv.arg(a);
-        }
+        let names = accounts.iter().map(String::as_str);
+        let inv = calls::view(&self.view, &Keys::new(namespace), names, now_ms);
         let flat: Vec<redis::Value> = self.call(inv).await?;
         let rows = rows(&flat, accounts.len())
             .ok_or_else(|| AdminError("unexpected health reply".to_owned()))?;
         Ok(rows.into_iter().map(|(_, health)| health).collect())
     }
 
+    /// What `clients` of `namespace` used, in the same order.
+    pub async fn client_usage(
+        &self,
+        namespace: &str,
+        clients: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<ClientUsage>, AdminError> {
+        let names = clients.iter().map(String::as_str);
+        let inv = calls::usage(&self.usage, &Keys::new(namespace), names, now_ms);
+        let flat: Vec<u64> = self.call(inv).await?;
+        usage_rows(&flat, clients.len())
+            .ok_or_else(|| AdminError("unexpected usage reply".to_owned()))
+    }
+
     /// Clears the cooldowns and circuit-breaker state of `account` and tells
     /// every replica; returns how many cooldowns were cleared. Cooldowns of
     /// the account's project are shared with other accounts and kept.
     pub async fn reset(&self, namespace: &str, account: &str) -> Result<u64, AdminError> {
-        let p = prefix(namespace);
-        let mut inv = self.reset.key(format!("{p}seq"));
-        inv.arg(&p).arg(account);
-        self.call(inv).await
+        let keys = Keys::new(namespace);
+        let index = keys.account(account).cooldown_index();
+        let mut conn = self.conn.clone();
+        let mut range = redis::cmd("ZRANGE");
+        range.arg(&index).arg(0).arg(-1);
+        let indexed: Vec<String> =
+            match tokio::time::timeout(self.call_timeout, conn.command(&range)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(AdminError(e.to_string())),
+                Err(_) => return Err(AdminError("timed out".to_owned())),
+            };
+        self.call(calls::reset(&self.reset, &keys, account, indexed))
+            .await
     }
 }

@@ -1,57 +1,94 @@
--- Admission in one round trip: pick the first available candidate in
--- strategy order, tier by tier, take capacity on it, and bind the session to it.
+-- Admission in one round trip: check the client's own limits, pick the first
+-- available candidate in strategy order, tier by tier, take capacity on it
+-- (and on the client), and bind the session to it.
 -- Mirrors MemoryStore::admit; the shared behaviour suite holds both to it.
 --
--- KEYS[1]  the namespace's lease counter; its {ns} hash tag routes the call
--- ARGV     prefix, now_ms, estimate, lease_ttl_ms, least_busy, session_key,
---          session_ttl_ms, n, then 10 fields per candidate: account, tier,
---          model, project, rpm, tpm, max_concurrency, daily (0 = no limit),
---          fingerprint, excluded
--- returns  {1, index (0-based), lease_id, probe, session_hit} or {0, retry_after_ms}
+-- KEYS     1 lease counter, 2 session binding (or the unused slot),
+--          3-6 the client's leases, requests, tokens, day (or unused),
+--          then 9 per candidate: cooldowns account-wide, (account, model),
+--          breaker, (project, model) or unused; leases, requests, tokens,
+--          day, cooldown index (keys.rs builds them)
+-- ARGV[1]  JSON: now, estimate, lease_ttl, least_busy, session_ttl (0 = no
+--          session), window, busy, day, client {rpm, tpm, maxc, daily,
+--          first} (absent = none), cands [{account, tier, project (has
+--          one), rpm, tpm, maxc, daily, fp, excluded}]; a limit of 0 is none
+-- returns  {1, index (0-based), lease_id, probe, session_hit},
+--          {0, retry_after_ms} (no account), or {2, retry_after_ms} (the
+--          client is over its own limits)
 
-local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
-local estimate = tonumber(ARGV[3])
-local lease_ttl = tonumber(ARGV[4])
-local least_busy = ARGV[5] == '1'
-local session_key = ARGV[6]
-local session_ttl = tonumber(ARGV[7])
-local n = tonumber(ARGV[8])
-local WINDOW, BUSY, DAY = 60000, 1000, 86400000
-
-local cands = {}
-for i = 1, n do
-  local b = 8 + (i - 1) * 10
-  cands[i] = {
-    account = ARGV[b + 1], tier = tonumber(ARGV[b + 2]), model = ARGV[b + 3], project = ARGV[b + 4],
-    rpm = tonumber(ARGV[b + 5]), tpm = tonumber(ARGV[b + 6]), maxc = tonumber(ARGV[b + 7]),
-    daily = tonumber(ARGV[b + 8]), fp = ARGV[b + 9], excluded = ARGV[b + 10] == '1',
-  }
+local a = cjson.decode(ARGV[1])
+local now, estimate, lease_ttl = a.now, a.estimate, a.lease_ttl
+local WINDOW, BUSY, DAY = a.window, a.busy, a.day
+local SESSION = KEYS[2]
+local client = a.client
+if client then
+  client.keys = { leases = KEYS[3], requests = KEYS[4], tokens = KEYS[5], day = KEYS[6] }
 end
 
-local function acct(c) return prefix .. 'acct:' .. c.account .. ':' end
-
--- account-wide, (account, model), circuit breaker, (project, model)
-local function scopes(c)
-  local s = {
-    prefix .. 'cd:a:' .. c.account,
-    prefix .. 'cd:m:' .. c.account .. ':' .. c.model,
-    prefix .. 'cd:b:' .. c.account,
-  }
-  if c.project ~= '' then s[4] = prefix .. 'cd:p:' .. c.project .. ':' .. c.model end
-  return s
+local cands = a.cands
+for i, c in ipairs(cands) do
+  local b = 6 + (i - 1) * 9
+  c.scopes = { KEYS[b + 1], KEYS[b + 2], KEYS[b + 3] }
+  if c.project then c.scopes[4] = KEYS[b + 4] end
+  c.keys = { leases = KEYS[b + 5], requests = KEYS[b + 6], tokens = KEYS[b + 7], day = KEYS[b + 8] }
+  c.cdi = KEYS[b + 9]
 end
 
 local function drop_cooldown(key, c)
   redis.call('DEL', key)
-  redis.call('ZREM', acct(c) .. 'cdi', key)
+  redis.call('ZREM', c.cdi, key)
+end
+
+-- How long until the windows `k` (an account's or a client's) admit one
+-- more request within `lim`; 0 = now
+local function window_wait(k, lim)
+  redis.call('ZREMRANGEBYSCORE', k.leases, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', k.requests, '-inf', now - WINDOW)
+  if lim.maxc > 0 and redis.call('ZCARD', k.leases) >= lim.maxc then return BUSY end
+  if lim.rpm > 0 and redis.call('ZCARD', k.requests) >= lim.rpm then
+    local oldest = redis.call('ZRANGE', k.requests, 0, 0, 'WITHSCORES')
+    return math.max(tonumber(oldest[2]) + WINDOW - now, 1)
+  end
+  if lim.tpm > 0 then
+    redis.call('ZREMRANGEBYSCORE', k.tokens, '-inf', now - WINDOW)
+    local entries = redis.call('ZRANGE', k.tokens, 0, -1, 'WITHSCORES')
+    local used = 0
+    for i = 1, #entries, 2 do used = used + tonumber(string.match(entries[i], ':(%d+)$')) end
+    if used > 0 and used + estimate > lim.tpm then
+      return math.max(tonumber(entries[2]) + WINDOW - now, 1)
+    end
+  end
+  if lim.daily > 0 then
+    local used = tonumber(redis.call('GET', k.day) or '0')
+    if used > 0 and used + estimate > lim.daily then return DAY - now % DAY end
+  end
+  return 0
+end
+
+-- Takes capacity in the windows `k` for lease `id`; a request is counted
+-- when `count`, token records are kept when limited or when `all`
+local function window_take(k, lim, id, count, all)
+  redis.call('ZADD', k.leases, now + lease_ttl, id)
+  redis.call('PEXPIRE', k.leases, lease_ttl + WINDOW)
+  if count then
+    redis.call('ZADD', k.requests, now, id)
+    redis.call('PEXPIRE', k.requests, 2 * WINDOW)
+  end
+  if all or lim.tpm > 0 then
+    redis.call('ZADD', k.tokens, now, id .. ':' .. string.format('%d', estimate))
+    redis.call('PEXPIRE', k.tokens, 2 * WINDOW)
+  end
+  if all or lim.daily > 0 then
+    redis.call('INCRBY', k.day, estimate)
+    redis.call('PEXPIRE', k.day, 2 * DAY)
+  end
 end
 
 -- true, probe_keys  or  false, wait_ms
 local function check(c)
   local wait = 0
   local probes = {}
-  for _, key in ipairs(scopes(c)) do
+  for _, key in ipairs(c.scopes) do
     local cd = redis.call('HMGET', key, 'u', 'pa', 'fp', 'pl', 'pe')
     if cd[1] then
       local until_ = tonumber(cd[1])
@@ -71,63 +108,35 @@ local function check(c)
     end
   end
   if wait > 0 then return false, wait end
-
-  local a = acct(c)
-  redis.call('ZREMRANGEBYSCORE', a .. 'leases', '-inf', now)
-  redis.call('ZREMRANGEBYSCORE', a .. 'requests', '-inf', now - WINDOW)
-  if c.maxc > 0 and redis.call('ZCARD', a .. 'leases') >= c.maxc then return false, BUSY end
-  if c.rpm > 0 and redis.call('ZCARD', a .. 'requests') >= c.rpm then
-    local oldest = redis.call('ZRANGE', a .. 'requests', 0, 0, 'WITHSCORES')
-    return false, math.max(tonumber(oldest[2]) + WINDOW - now, 1)
-  end
-  if c.tpm > 0 then
-    redis.call('ZREMRANGEBYSCORE', a .. 'tokens', '-inf', now - WINDOW)
-    local entries = redis.call('ZRANGE', a .. 'tokens', 0, -1, 'WITHSCORES')
-    local used = 0
-    for i = 1, #entries, 2 do used = used + tonumber(string.match(entries[i], ':(%d+)$')) end
-    if used > 0 and used + estimate > c.tpm then
-      return false, math.max(tonumber(entries[2]) + WINDOW - now, 1)
-    end
-  end
-  if c.daily > 0 then
-    local used = tonumber(redis.call('GET', a .. 'day:' .. math.floor(now / DAY)) or '0')
-    if used > 0 and used + estimate > c.daily then return false, DAY - now % DAY end
-  end
+  wait = window_wait(c.keys, c)
+  if wait > 0 then return false, wait end
   return true, probes
 end
 
 local function take(c, probes)
   local id = redis.call('INCR', KEYS[1])
-  local a = acct(c)
-  redis.call('ZADD', a .. 'leases', now + lease_ttl, id)
-  redis.call('PEXPIRE', a .. 'leases', lease_ttl + WINDOW)
-  redis.call('ZADD', a .. 'requests', now, id)
-  redis.call('PEXPIRE', a .. 'requests', 2 * WINDOW)
-  if c.tpm > 0 then
-    redis.call('ZADD', a .. 'tokens', now, id .. ':' .. estimate)
-    redis.call('PEXPIRE', a .. 'tokens', 2 * WINDOW)
-  end
-  if c.daily > 0 then
-    local dk = a .. 'day:' .. math.floor(now / DAY)
-    redis.call('INCRBY', dk, estimate)
-    redis.call('PEXPIRE', dk, 2 * DAY)
-  end
+  window_take(c.keys, c, id, true, false)
   for _, key in ipairs(probes) do
     redis.call('HSET', key, 'pl', id, 'pe', now + lease_ttl)
   end
   return id
 end
 
+if client and client.first then
+  local wait = window_wait(client.keys, client)
+  if wait > 0 then return { 2, wait } end
+end
+
 local bound = nil
-local skey = prefix .. 'ss:' .. session_key
-if session_key ~= '' then
-  local v = redis.call('GET', skey)
+if a.session_ttl > 0 then
+  local v = redis.call('GET', SESSION)
   if v then
     local exp, account = string.match(v, '^(%d+)|(.*)$')
-    if exp and tonumber(exp) > now then bound = account else redis.call('DEL', skey) end
+    if exp and tonumber(exp) > now then bound = account else redis.call('DEL', SESSION) end
   end
 end
 
+local n = #cands
 local earliest = nil
 local i = 1
 while i <= n do
@@ -146,8 +155,8 @@ while i <= n do
     end
   end
   if #avail > 0 then
-    if least_busy then
-      for _, e in ipairs(avail) do e.busy = redis.call('ZCARD', acct(cands[e.idx]) .. 'leases') end
+    if a.least_busy then
+      for _, e in ipairs(avail) do e.busy = redis.call('ZCARD', cands[e.idx].keys.leases) end
       for x = 2, #avail do -- stable insertion sort by requests in flight
         local e = avail[x]
         local y = x - 1
@@ -167,10 +176,11 @@ while i <= n do
     local e = avail[pick]
     local c = cands[e.idx]
     local id = take(c, e.probes)
+    if client then window_take(client.keys, client, id, client.first, true) end
     -- bind (or slide) the session to the account taking it now: the next
     -- turn cannot race a later write, and a failover rebinds on the next attempt
-    if session_key ~= '' then
-      redis.call('SET', skey, (now + session_ttl) .. '|' .. c.account, 'PX', session_ttl + WINDOW)
+    if a.session_ttl > 0 then
+      redis.call('SET', SESSION, (now + a.session_ttl) .. '|' .. c.account, 'PX', a.session_ttl + WINDOW)
     end
     local hit = (bound ~= nil and c.account == bound) and 1 or 0
     return { 1, e.idx - 1, id, #e.probes > 0 and 1 or 0, hit }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use super::keys::Keys;
 use crate::Candidate;
 
 /// Most entries kept; expired ones are dropped first when full.
@@ -42,20 +43,13 @@ impl ColdCache {
     }
 
     /// How long `c` is known to stay cold, if it is.
-    pub(super) fn wait(&self, prefix: &str, c: &Candidate, now: u64) -> Option<u64> {
+    pub(super) fn wait(&self, keys: &Keys, c: &Candidate, now: u64) -> Option<u64> {
         let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if map.is_empty() {
             return None;
         }
-        let mut keys = vec![
-            format!("{prefix}cd:a:{}", c.account),
-            format!("{prefix}cd:m:{}:{}", c.account, c.model),
-            format!("{prefix}cd:b:{}", c.account),
-        ];
-        if let Some(p) = &c.project {
-            keys.push(format!("{prefix}cd:p:{p}:{}", c.model));
-        }
-        keys.iter()
+        keys.cooldowns(c)
+            .iter()
             .filter_map(|k| map.get(k))
             .filter(|(until, fp)| *until > now && (fp.is_empty() || **fp == *c.fingerprint))
             .map(|(until, _)| until - now)
@@ -81,20 +75,23 @@ mod tests {
     #[test]
     fn messages_mark_and_clear_cold_scopes() {
         let cache = ColdCache::default();
-        cache.apply("x:cd:m:a:m|5000|", 1000);
-        cache.apply("x:cd:p:p:m|9000|", 1000);
-        assert_eq!(cache.wait("x:", &cand("f"), 1000), Some(8000));
-        cache.apply("x:cd:p:p:m|0|", 1000);
-        assert_eq!(cache.wait("x:", &cand("f"), 1000), Some(4000));
+        let keys = Keys::new("x");
+        let [_, model, _, project] = keys.cooldowns(&cand("f"));
+        cache.apply(&format!("{model}|5000|"), 1000);
+        cache.apply(&format!("{project}|9000|"), 1000);
+        assert_eq!(cache.wait(&keys, &cand("f"), 1000), Some(8000));
+        cache.apply(&format!("{project}|0|"), 1000);
+        assert_eq!(cache.wait(&keys, &cand("f"), 1000), Some(4000));
         assert_eq!(
-            cache.wait("x:", &cand("f"), 5000),
+            cache.wait(&keys, &cand("f"), 5000),
             None,
             "expired on its own"
         );
         // an account-wide block applies only to the credential it was seen with
-        cache.apply("x:cd:a:a|9000|old", 6000);
-        assert_eq!(cache.wait("x:", &cand("old"), 6000), Some(3000));
-        assert_eq!(cache.wait("x:", &cand("new"), 6000), None);
+        let [wide, ..] = keys.cooldowns(&cand("old"));
+        cache.apply(&format!("{wide}|9000|old"), 6000);
+        assert_eq!(cache.wait(&keys, &cand("old"), 6000), Some(3000));
+        assert_eq!(cache.wait(&keys, &cand("new"), 6000), None);
         cache.apply("garbage", 1000);
     }
 }

@@ -1,62 +1,61 @@
--- The end of an attempt: release the lease, reconcile token windows with the
--- real usage, and record the outcome. Mirrors MemoryStore::complete.
+-- The end of an attempt: release the lease (the account's and the client's),
+-- reconcile token windows with the real usage, and record the outcome.
+-- Mirrors MemoryStore::complete.
 --
--- KEYS[1]  the namespace's lease counter (routing only)
--- ARGV     prefix, now_ms, lease_id, account, model, project, fingerprint,
---          outcome (ok | rl | blk | fail | cancel), duration_ms (ok: rest
---          for an exhausted budget, rl: cooldown, blk: recheck), tokens_used
---          (-1 = unknown), reserved, has_tpm, has_daily, session_key,
---          session_ttl_ms, breaker_failures, breaker_open_ms
--- Cooldown changes are published on <prefix>events as
+-- KEYS     1 lease counter (routing only), 2 session binding (or unused),
+--          3-8 the account's leases, tokens, day, cooldown index, fails,
+--          last; 9-12 cooldowns account-wide, (account, model), breaker,
+--          (project, model) or unused; 13-15 the client's leases, tokens,
+--          day (or unused)
+-- ARGV[1]  JSON: now, lease, account, fp, outcome (ok | rl | blk | fail |
+--          cancel), dur (ok: rest for an exhausted budget, rl: cooldown,
+--          blk: recheck), tokens (-1 = unknown), reserved, has_tpm,
+--          has_daily, session_ttl (0 = no session), project (has one),
+--          client (has one), client_used, breaker_failures, breaker_open,
+--          window, day, events (the pub/sub channel)
+-- Cooldown changes are published on `events` as
 -- "<key>|<until_ms>|<fingerprint>" (until 0 = cleared), feeding every
 -- replica's cache of accounts known to be cold.
 
-local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
-local lease = ARGV[3]
-local account, model, project, fp = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local outcome = ARGV[8]
-local dur = tonumber(ARGV[9])
-local tokens = tonumber(ARGV[10])
-local reserved = tonumber(ARGV[11])
-local has_tpm, has_daily = ARGV[12] == '1', ARGV[13] == '1'
-local session_key, session_ttl = ARGV[14], tonumber(ARGV[15])
-local breaker_failures, breaker_open = tonumber(ARGV[16]), tonumber(ARGV[17])
-local WINDOW, DAY = 60000, 86400000
+local a = cjson.decode(ARGV[1])
+local now, lease, outcome, dur = a.now, string.format('%d', a.lease), a.outcome, a.dur
+local WINDOW, DAY = a.window, a.day
+local LEASES, TOKENS, DAYKEY, CDI, FAILS, LAST = KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
-local a = prefix .. 'acct:' .. account .. ':'
-redis.call('ZREM', a .. 'leases', lease)
-if tokens >= 0 then
-  if has_tpm then
-    local old = lease .. ':' .. reserved
-    local score = redis.call('ZSCORE', a .. 'tokens', old)
+-- replaces a lease's token reservation with what it used
+local function settle(leases, tokens, day, reserved, used, track_tokens, track_day)
+  redis.call('ZREM', leases, lease)
+  if used < 0 then return end
+  if track_tokens then
+    local old = lease .. ':' .. string.format('%d', reserved)
+    local score = redis.call('ZSCORE', tokens, old)
     if score then
-      redis.call('ZREM', a .. 'tokens', old)
-      redis.call('ZADD', a .. 'tokens', score, lease .. ':' .. tokens)
+      redis.call('ZREM', tokens, old)
+      redis.call('ZADD', tokens, score, lease .. ':' .. string.format('%d', used))
     end
   end
-  if has_daily then
-    local dk = a .. 'day:' .. math.floor(now / DAY)
-    local used = tonumber(redis.call('GET', dk) or '0')
-    redis.call('SET', dk, math.max(used - reserved, 0) + tokens, 'PX', 2 * DAY)
+  if track_day then
+    local before = tonumber(redis.call('GET', day) or '0')
+    redis.call('SET', day, math.max(before - reserved, 0) + used, 'PX', 2 * DAY)
   end
+end
+
+settle(LEASES, TOKENS, DAYKEY, a.reserved, a.tokens, a.has_tpm, a.has_daily)
+if a.client then
+  settle(KEYS[13], KEYS[14], KEYS[15], a.reserved, a.client_used, true, true)
 end
 
 -- the class of the last failure, for the operator's health summary
 local CLASSES = { rl = 'RateLimited', blk = 'Unauthorized', fail = 'UpstreamFailure' }
 if CLASSES[outcome] then
-  redis.call('HSET', a .. 'last', 'c', CLASSES[outcome], 't', now)
-  redis.call('PEXPIRE', a .. 'last', DAY)
+  redis.call('HSET', LAST, 'c', CLASSES[outcome], 't', now)
+  redis.call('PEXPIRE', LAST, DAY)
 end
 
 -- account-wide, (account, model), circuit breaker, (project, model)
 local ACCOUNT, MODEL, BREAKER, PROJECT = 1, 2, 3, 4
-local scopes = {
-  prefix .. 'cd:a:' .. account,
-  prefix .. 'cd:m:' .. account .. ':' .. model,
-  prefix .. 'cd:b:' .. account,
-}
-if project ~= '' then scopes[PROJECT] = prefix .. 'cd:p:' .. project .. ':' .. model end
+local scopes = { KEYS[9], KEYS[10], KEYS[11] }
+if a.project then scopes[PROJECT] = KEYS[12] end
 
 -- extends (never shortens) a cooldown; indexed per account for view()
 local function set_cooldown(key, until_, probe_after, fingerprint)
@@ -70,42 +69,41 @@ local function set_cooldown(key, until_, probe_after, fingerprint)
     redis.call('HSET', key, 'u', until_, 'pa', probe_after and '1' or '0', 'fp', fingerprint)
   end
   redis.call('PEXPIRE', key, math.max(until_ - now, 0) + DAY)
-  if key ~= scopes[PROJECT] then redis.call('ZADD', a .. 'cdi', until_, key) end
-  redis.call('PUBLISH', prefix .. 'events', key .. '|' .. until_ .. '|' .. fingerprint)
+  if key ~= scopes[PROJECT] then redis.call('ZADD', CDI, until_, key) end
+  redis.call('PUBLISH', a.events, key .. '|' .. string.format('%d', until_) .. '|' .. fingerprint)
 end
 
 if outcome == 'ok' then
-  redis.call('DEL', a .. 'fails')
+  redis.call('DEL', FAILS)
   for _, key in ipairs(scopes) do
     local cd = redis.call('HMGET', key, 'u', 'pl', 'pe')
     if cd[1] and tonumber(cd[1]) <= now
         and (not cd[2] or cd[2] == '' or cd[2] == lease or tonumber(cd[3]) <= now) then
       redis.call('DEL', key)
-      redis.call('ZREM', a .. 'cdi', key)
-      redis.call('PUBLISH', prefix .. 'events', key .. '|0|')
+      redis.call('ZREM', CDI, key)
+      redis.call('PUBLISH', a.events, key .. '|0|')
     end
   end
   if dur > 0 then set_cooldown(scopes[MODEL], now + dur, false, '') end
-  if session_key ~= '' then
-    redis.call('SET', prefix .. 'ss:' .. session_key, (now + session_ttl) .. '|' .. account,
-      'PX', session_ttl + WINDOW)
+  if a.session_ttl > 0 then
+    redis.call('SET', KEYS[2], (now + a.session_ttl) .. '|' .. a.account, 'PX', a.session_ttl + WINDOW)
   end
 elseif outcome == 'rl' then
   set_cooldown(scopes[MODEL], now + dur, true, '')
   if scopes[PROJECT] then set_cooldown(scopes[PROJECT], now + dur, true, '') end
 elseif outcome == 'blk' then
-  set_cooldown(scopes[ACCOUNT], now + dur, true, fp)
+  set_cooldown(scopes[ACCOUNT], now + dur, true, a.fp)
 else
   local breaker_probe = redis.call('HGET', scopes[BREAKER], 'pl') == lease
   for _, key in ipairs(scopes) do
     if redis.call('HGET', key, 'pl') == lease then redis.call('HDEL', key, 'pl', 'pe') end
   end
   if outcome == 'fail' then
-    local fails = redis.call('INCR', a .. 'fails')
-    redis.call('PEXPIRE', a .. 'fails', DAY)
-    if breaker_probe or fails >= breaker_failures then
-      redis.call('DEL', a .. 'fails')
-      set_cooldown(scopes[BREAKER], now + breaker_open, true, '')
+    local fails = redis.call('INCR', FAILS)
+    redis.call('PEXPIRE', FAILS, DAY)
+    if breaker_probe or fails >= a.breaker_failures then
+      redis.call('DEL', FAILS)
+      set_cooldown(scopes[BREAKER], now + a.breaker_open, true, '')
     end
   end
 end

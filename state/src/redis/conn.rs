@@ -10,7 +10,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
-use super::{HEARTBEAT, Health, REPLICA_TTL_MS, RETRY_MS, prefix};
+use super::keys::Keys;
+use super::{HEARTBEAT, Health, REPLICA_TTL_MS, RETRY_MS};
 use crate::clock::Clock;
 
 /// How to reach Redis.
@@ -149,7 +150,7 @@ pub(super) async fn connect_and_heartbeat(
     };
     let _ = cell.set(conn.clone());
     tracing::info!(cluster = config.cluster, "connected to Redis");
-    let key = format!("{}replicas", prefix(&config.namespace));
+    let key = Keys::new(&config.namespace).replicas();
     let me = uuid::Uuid::new_v4().simple().to_string();
     loop {
         let now = clock.now_ms();
@@ -195,7 +196,7 @@ pub(super) async fn follow_cooldowns(
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let channel = format!("{}events", prefix(&config.namespace));
+    let channel = Keys::new(&config.namespace).events();
     loop {
         let subscribed = async {
             let client = config.client(&url)?;

@@ -3,31 +3,37 @@
 //! reloads it on NOSCRIPT). Every key of a namespace carries the `{ns}` hash
 //! tag, so the scripts run on Redis Cluster too.
 //!
+//! Every key is named in [`keys`] and every script call built in [`calls`].
+//!
 //! When Redis is down or slower than the per-call limit, the replica serves
 //! on a local view (the in-memory store, each account's limits divided by
 //! the number of live replicas), says so in /readyz and metrics, logs once
 //! per change, and retries Redis at most once a second until it is back.
 
 mod admin;
+mod calls;
 mod cold;
 mod conn;
+mod keys;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use llmpool_crds::table::CompiledLimits;
 use redis::Script;
 use tokio::sync::OnceCell;
 
 use super::clock::Clock;
 use super::{
-    AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, Candidate, Completion,
-    Lease, MemoryStore, Outcome, StateError, StateStore, ms,
+    AccountView, Admission, AdmitRequest, Candidate, ClientCharge, ClientUsage, Completion, Lease,
+    MemoryStore, Outcome, StateError, StateStore,
 };
 pub use admin::{AccountHealth, AdminError, RedisAdmin};
 use conn::Conn;
 pub use conn::RedisConfig;
+use keys::Keys;
 
 /// How often a degraded replica tries Redis again.
 const RETRY_MS: u64 = 1_000;
@@ -41,6 +47,7 @@ pub struct RedisStore {
     admit: Script,
     complete: Script,
     view: Script,
+    usage: Script,
     clock: Clock,
     call_timeout: Duration,
     local: MemoryStore,
@@ -86,11 +93,6 @@ impl Health {
     }
 }
 
-/// The key prefix of a namespace; `{ns}` is the Redis Cluster hash tag.
-fn prefix(ns: &str) -> String {
-    format!("llmpool:{{{ns}}}:")
-}
-
 impl RedisStore {
     /// Starts connecting in the background and returns at once: a replica
     /// whose Redis is down at start serves on its local view until it is up.
@@ -100,6 +102,7 @@ impl RedisStore {
             admit: Script::new(include_str!("admit.lua")),
             complete: Script::new(include_str!("complete.lua")),
             view: Script::new(include_str!("view.lua")),
+            usage: Script::new(include_str!("usage.lua")),
             local: MemoryStore::new(max_sessions, clock.clone()),
             clock: clock.clone(),
             call_timeout: config.call_timeout,
@@ -187,43 +190,49 @@ impl RedisStore {
         }
     }
 
+    /// How many replicas share the limits while Redis is away.
+    fn sharers(&self) -> u64 {
+        self.fixed_replicas
+            .unwrap_or_else(|| self.replicas.load(Ordering::Relaxed))
+            .max(1)
+    }
+
     /// Candidates with each limit shared out over the live replicas.
     fn local_share(&self, candidates: &[Candidate]) -> Vec<Candidate> {
-        let n = self
-            .fixed_replicas
-            .unwrap_or_else(|| self.replicas.load(Ordering::Relaxed))
-            .max(1);
-        let share32 =
-            |v: Option<u32>| v.map(|x| u32::try_from(u64::from(x).div_ceil(n)).unwrap_or(x).max(1));
-        let share64 = |v: Option<u64>| v.map(|x| x.div_ceil(n).max(1));
+        let n = self.sharers();
         candidates
             .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                c.limits.requests_per_minute = share32(c.limits.requests_per_minute);
-                c.limits.max_concurrency = share32(c.limits.max_concurrency);
-                c.limits.tokens_per_minute = share64(c.limits.tokens_per_minute);
-                c.limits.daily_tokens = share64(c.limits.daily_tokens);
-                c
+            .map(|c| Candidate {
+                limits: share(&c.limits, n),
+                ..c.clone()
             })
             .collect()
     }
 }
 
-fn opt(v: Option<u64>) -> u64 {
-    v.unwrap_or(0)
+/// One replica's share of `limits` among `n`.
+fn share(limits: &CompiledLimits, n: u64) -> CompiledLimits {
+    let share32 =
+        |v: Option<u32>| v.map(|x| u32::try_from(u64::from(x).div_ceil(n)).unwrap_or(x).max(1));
+    let share64 = |v: Option<u64>| v.map(|x| x.div_ceil(n).max(1));
+    CompiledLimits {
+        requests_per_minute: share32(limits.requests_per_minute),
+        max_concurrency: share32(limits.max_concurrency),
+        tokens_per_minute: share64(limits.tokens_per_minute),
+        daily_tokens: share64(limits.daily_tokens),
+    }
 }
 
 #[async_trait]
 impl StateStore for RedisStore {
     async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, StateError> {
-        let p = prefix(req.namespace);
+        let keys = Keys::new(req.namespace);
         let now = self.clock.now_ms();
         // candidates known cold from pub/sub are not sent to Redis at all
         let mut sent = Vec::with_capacity(req.candidates.len());
         let mut cold_wait: Option<u64> = None;
         for (i, c) in req.candidates.iter().enumerate() {
-            match self.cold.wait(&p, c, now) {
+            match self.cold.wait(&keys, c, now) {
                 Some(w) => cold_wait = Some(cold_wait.map_or(w, |x| x.min(w))),
                 None => sent.push(i),
             }
@@ -233,28 +242,7 @@ impl StateStore for RedisStore {
                 retry_after: Duration::from_millis(cold_wait.unwrap_or(1).max(1)),
             });
         }
-        let mut inv = self.admit.key(format!("{p}seq"));
-        inv.arg(&p)
-            .arg(now)
-            .arg(req.estimated_tokens)
-            .arg(ms(req.lease_ttl))
-            .arg(u8::from(req.least_busy))
-            .arg(req.session.map_or("", |s| s.key.as_str()))
-            .arg(req.session.map_or(0, |s| ms(s.ttl)))
-            .arg(sent.len());
-        for &i in &sent {
-            let c = &req.candidates[i];
-            inv.arg(&*c.account)
-                .arg(c.tier)
-                .arg(&*c.model)
-                .arg(c.project.as_deref().unwrap_or(""))
-                .arg(opt(c.limits.requests_per_minute.map(u64::from)))
-                .arg(opt(c.limits.tokens_per_minute))
-                .arg(opt(c.limits.max_concurrency.map(u64::from)))
-                .arg(opt(c.limits.daily_tokens))
-                .arg(&*c.fingerprint)
-                .arg(u8::from(req.excluded.contains(&i)));
-        }
+        let inv = calls::admit(&self.admit, &keys, req, &sent, now);
         if let Some(reply) = self.call::<Vec<i64>>(inv).await {
             return Ok(match reply.as_slice() {
                 [1, index, id, probe, hit] => Admission::Admitted(Lease {
@@ -265,6 +253,9 @@ impl StateStore for RedisStore {
                     fallback: false,
                     session_hit: *hit == 1,
                 }),
+                [2, retry_ms, ..] => Admission::ClientLimited {
+                    retry_after: Duration::from_millis(retry_ms.unsigned_abs().max(1)),
+                },
                 [_, retry_ms, ..] => {
                     let wait = cold_wait
                         .map_or(retry_ms.unsigned_abs(), |w| w.min(retry_ms.unsigned_abs()));
@@ -280,8 +271,13 @@ impl StateStore for RedisStore {
             });
         }
         let shared = self.local_share(req.candidates);
+        let client = req.client.map(|c| ClientCharge {
+            limits: share(&c.limits, self.sharers()),
+            ..c.clone()
+        });
         let local = AdmitRequest {
             candidates: &shared,
+            client: client.as_ref(),
             ..req.clone()
         };
         let mut admission = self.local.admit(&local).await?;
@@ -304,36 +300,8 @@ impl StateStore for RedisStore {
         if done.lease.fallback {
             return Ok(());
         }
-        let (code, duration) = match &done.outcome {
-            Outcome::Success { exhausted_for } => ("ok", exhausted_for.map_or(0, ms)),
-            Outcome::RateLimited { cooldown } => ("rl", ms(*cooldown)),
-            Outcome::AccountBlocked { recheck } => ("blk", ms(*recheck)),
-            Outcome::Failed => ("fail", 0),
-            Outcome::Cancelled => ("cancel", 0),
-        };
-        let c = done.candidate;
-        let p = prefix(done.namespace);
-        let mut inv = self.complete.key(format!("{p}seq"));
-        inv.arg(&p)
-            .arg(self.clock.now_ms())
-            .arg(done.lease.id)
-            .arg(&*c.account)
-            .arg(&*c.model)
-            .arg(c.project.as_deref().unwrap_or(""))
-            .arg(&*c.fingerprint)
-            .arg(code)
-            .arg(duration)
-            .arg(
-                done.tokens_used
-                    .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
-            )
-            .arg(done.lease.reserved_tokens)
-            .arg(u8::from(c.limits.tokens_per_minute.is_some()))
-            .arg(u8::from(c.limits.daily_tokens.is_some()))
-            .arg(done.session.map_or("", |s| s.key.as_str()))
-            .arg(done.session.map_or(0, |s| ms(s.ttl)))
-            .arg(BREAKER_FAILURES)
-            .arg(BREAKER_OPEN_MS);
+        let keys = Keys::new(done.namespace);
+        let inv = calls::complete(&self.complete, &keys, done, self.clock.now_ms());
         // a lost completion is not lost capacity: the lease expires by itself
         let _ = self.call::<i64>(inv).await;
         Ok(())
@@ -344,13 +312,9 @@ impl StateStore for RedisStore {
         namespace: &str,
         accounts: &[Arc<str>],
     ) -> Result<Vec<AccountView>, StateError> {
-        let p = prefix(namespace);
         let now = self.clock.now_ms();
-        let mut inv = self.view.key(format!("{p}seq"));
-        inv.arg(&p).arg(now);
-        for a in accounts {
-            inv.arg(&**a);
-        }
+        let names = accounts.iter().map(|a| &**a);
+        let inv = calls::view(&self.view, &Keys::new(namespace), names, now);
         let flat = self.call::<Vec<redis::Value>>(inv).await;
         match flat.and_then(|f| admin::rows(&f, accounts.len())) {
             Some(rows) => Ok(rows
@@ -375,7 +339,7 @@ impl StateStore for RedisStore {
         ttl: Duration,
     ) -> Result<(), StateError> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(format!("{}resp:{response_id}", prefix(namespace)))
+        cmd.arg(Keys::new(namespace).response(response_id))
             .arg(account)
             .arg("PX")
             .arg(super::ms(ttl).max(1));
@@ -395,10 +359,28 @@ impl StateStore for RedisStore {
         response_id: &str,
     ) -> Result<Option<String>, StateError> {
         let mut cmd = redis::cmd("GET");
-        cmd.arg(format!("{}resp:{response_id}", prefix(namespace)));
+        cmd.arg(Keys::new(namespace).response(response_id));
         match self.command::<Option<String>>(cmd).await {
             Some(Some(account)) => Ok(Some(account)),
             _ => self.local.response_account(namespace, response_id).await,
+        }
+    }
+
+    async fn client_usage(
+        &self,
+        namespace: &str,
+        clients: &[Arc<str>],
+    ) -> Result<Vec<ClientUsage>, StateError> {
+        let now = self.clock.now_ms();
+        let names = clients.iter().map(|c| &**c);
+        let inv = calls::usage(&self.usage, &Keys::new(namespace), names, now);
+        match self
+            .call::<Vec<u64>>(inv)
+            .await
+            .and_then(|flat| admin::usage_rows(&flat, clients.len()))
+        {
+            Some(rows) => Ok(rows),
+            _ => self.local.client_usage(namespace, clients).await,
         }
     }
 

@@ -74,4 +74,7 @@ for_both_stores!(
     consecutive_failures_open_the_circuit_and_one_probe_closes_it,
     a_session_is_bound_when_admitted_so_the_next_turn_cannot_race,
     stored_responses_are_found_on_their_account_until_they_expire,
+    a_client_over_its_request_window_is_refused_without_touching_accounts,
+    client_tokens_and_concurrency_hold_and_failed_attempts_are_not_charged,
+    a_client_daily_budget_holds_until_the_next_utc_day,
 );

@@ -33,6 +33,7 @@ async fn attempt(store: &dyn StateStore, c: &[Candidate], outcome: Outcome) -> b
         session: None,
         estimated_tokens: 1,
         lease_ttl: Duration::from_secs(60),
+        client: None,
     };
     let Admission::Admitted(lease) = store.admit(&req).await.unwrap() else {
         return false;
@@ -44,6 +45,7 @@ async fn attempt(store: &dyn StateStore, c: &[Candidate], outcome: Outcome) -> b
         outcome,
         tokens_used: None,
         session: None,
+        client: None,
     };
     store.complete(&done).await.unwrap();
     true

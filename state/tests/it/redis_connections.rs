@@ -209,6 +209,7 @@ async fn without_redis_each_replica_takes_its_share_of_every_limit() {
         session: None,
         estimated_tokens: 1,
         lease_ttl: Duration::from_secs(60),
+        client: None,
     };
     let mut admitted = 0;
     for _ in 0..4 {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use llmpool_crds::table::CompiledLimits;
 use llmpool_state::{
-    Admission, AdmitRequest, Candidate, Clock, Completion, Lease, Outcome, SessionRef, StateStore,
+    Admission, AdmitRequest, Candidate, ClientCharge, ClientUsage, Clock, Completion, Lease,
+    Outcome, SessionRef, StateStore,
 };
 
 const TTL: Duration = Duration::from_secs(600);
@@ -31,6 +32,7 @@ fn req<'a>(cands: &'a [Candidate], excluded: &'a [usize]) -> AdmitRequest<'a> {
         session: None,
         estimated_tokens: 10,
         lease_ttl: TTL,
+        client: None,
     }
 }
 
@@ -38,6 +40,7 @@ async fn admit(store: &dyn StateStore, r: &AdmitRequest<'_>) -> Result<Lease, Du
     match store.admit(r).await.unwrap() {
         Admission::Admitted(l) => Ok(l),
         Admission::Unavailable { retry_after } => Err(retry_after),
+        Admission::ClientLimited { retry_after } => panic!("client limited for {retry_after:?}"),
     }
 }
 
@@ -49,6 +52,7 @@ async fn finish(store: &dyn StateStore, c: &Candidate, lease: &Lease, outcome: O
         outcome,
         tokens_used: None,
         session: None,
+        client: None,
     };
     store.complete(&done).await.unwrap();
 }
@@ -258,6 +262,7 @@ pub async fn sessions_stick_to_their_account_and_rebind_on_failover(
         outcome: ok(),
         tokens_used: None,
         session: Some(&session),
+        client: None,
     };
     s.complete(&bind).await.unwrap();
     let l = admit(s, &r).await.unwrap();
@@ -274,6 +279,7 @@ pub async fn sessions_stick_to_their_account_and_rebind_on_failover(
         outcome: ok(),
         tokens_used: None,
         session: Some(&session),
+        client: None,
     };
     s.complete(&rebind).await.unwrap();
     finish(s, &c[1], &l, ok()).await;
@@ -324,6 +330,7 @@ pub async fn token_windows_reserve_then_reconcile_with_real_usage(
         outcome: ok(),
         tokens_used: Some(20),
         session: None,
+        client: None,
     };
     s.complete(&done).await.unwrap();
     admit(s, &r).await.expect("20 used + 60 fits");
@@ -440,4 +447,149 @@ pub async fn stored_responses_are_found_on_their_account_until_they_expire(
     clock.advance_ms(400);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.response_account("ns", "resp_1").await.unwrap(), None);
+}
+
+fn charge(limits: CompiledLimits, first_attempt: bool) -> ClientCharge {
+    ClientCharge {
+        name: "team-a".into(),
+        limits,
+        first_attempt,
+    }
+}
+
+/// Admits one attempt for the client: the lease, or whether the client
+/// (`Ok`) or the accounts (`Err`) refused it.
+async fn admit_for(
+    store: &dyn StateStore,
+    cands: &[Candidate],
+    client: &ClientCharge,
+    estimate: u64,
+) -> Result<Lease, Result<Duration, Duration>> {
+    let mut r = req(cands, &[]);
+    r.client = Some(client);
+    r.estimated_tokens = estimate;
+    match store.admit(&r).await.unwrap() {
+        Admission::Admitted(l) => Ok(l),
+        Admission::ClientLimited { retry_after } => Err(Ok(retry_after)),
+        Admission::Unavailable { retry_after } => Err(Err(retry_after)),
+    }
+}
+
+async fn finish_for(
+    store: &dyn StateStore,
+    c: &Candidate,
+    lease: &Lease,
+    client: &ClientCharge,
+    outcome: Outcome,
+    used: Option<u64>,
+) {
+    let done = Completion {
+        namespace: "ns",
+        lease,
+        candidate: c,
+        outcome,
+        tokens_used: used,
+        session: None,
+        client: Some(client),
+    };
+    store.complete(&done).await.unwrap();
+}
+
+async fn usage(store: &dyn StateStore) -> ClientUsage {
+    store.client_usage("ns", &["team-a".into()]).await.unwrap()[0].clone()
+}
+
+pub async fn a_client_over_its_request_window_is_refused_without_touching_accounts(
+    s: &dyn StateStore,
+    clock: &Clock,
+) {
+    let limits = CompiledLimits {
+        requests_per_minute: Some(2),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let first = charge(limits, true);
+    for _ in 0..2 {
+        let l = admit_for(s, &c, &first, 10).await.unwrap();
+        finish_for(s, &c[0], &l, &first, ok(), Some(5)).await;
+    }
+    clock.advance_ms(10_000);
+    assert_eq!(
+        admit_for(s, &c, &first, 10).await.unwrap_err(),
+        Ok(Duration::from_secs(50)),
+        "the client's oldest request leaves the window in 50 s"
+    );
+    let before = s.view("ns", &["a".into()]).await.unwrap();
+    assert_eq!(before[0].in_flight, 0, "a refused request takes no lease");
+    // a retry of an admitted request is never refused by the client's limits
+    let retry = charge(limits, false);
+    let l = admit_for(s, &c, &retry, 10).await.unwrap();
+    finish_for(s, &c[0], &l, &retry, ok(), Some(5)).await;
+    assert_eq!(
+        usage(s).await.requests_last_minute,
+        2,
+        "retries are not requests"
+    );
+    // another client is not held to team-a's window
+    let other = ClientCharge {
+        name: "team-b".into(),
+        ..first.clone()
+    };
+    admit_for(s, &c, &other, 10).await.unwrap();
+    clock.advance_ms(50_000);
+    admit_for(s, &c, &first, 10).await.unwrap();
+}
+
+pub async fn client_tokens_and_concurrency_hold_and_failed_attempts_are_not_charged(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let limits = CompiledLimits {
+        tokens_per_minute: Some(100),
+        max_concurrency: Some(1),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let first = charge(limits, true);
+    let l = admit_for(s, &c, &first, 60).await.unwrap();
+    assert_eq!(
+        admit_for(s, &c, &first, 10).await.unwrap_err(),
+        Ok(Duration::from_secs(1)),
+        "one request in flight is the client's limit"
+    );
+    assert_eq!(usage(s).await.in_flight, 1);
+    // the attempt fails; its reservation is given back
+    finish_for(s, &c[0], &l, &first, Outcome::Failed, None).await;
+    let u = usage(s).await;
+    assert_eq!(
+        (u.in_flight, u.tokens_last_minute, u.tokens_today),
+        (0, 0, 0)
+    );
+    let l = admit_for(s, &c, &first, 60).await.unwrap();
+    finish_for(s, &c[0], &l, &first, ok(), Some(70)).await;
+    let u = usage(s).await;
+    assert_eq!((u.tokens_last_minute, u.tokens_today), (70, 70));
+    assert!(
+        matches!(admit_for(s, &c, &first, 40).await, Err(Ok(_))),
+        "70 used + 40 > 100 tokens per minute"
+    );
+    admit_for(s, &c, &first, 30).await.expect("70 + 30 fits");
+}
+
+pub async fn a_client_daily_budget_holds_until_the_next_utc_day(s: &dyn StateStore, clock: &Clock) {
+    let limits = CompiledLimits {
+        daily_tokens: Some(1_000),
+        ..Default::default()
+    };
+    let c = [cand("a", 0, CompiledLimits::default())];
+    let first = charge(limits, true);
+    let l = admit_for(s, &c, &first, 100).await.unwrap();
+    finish_for(s, &c[0], &l, &first, ok(), Some(950)).await;
+    let wait = admit_for(s, &c, &first, 100).await.unwrap_err();
+    let to_midnight = 86_400_000 - crate::START_MS % 86_400_000;
+    assert_eq!(wait, Ok(Duration::from_millis(to_midnight)));
+    clock.advance_ms(to_midnight - 1);
+    assert!(admit_for(s, &c, &first, 100).await.is_err(), "still today");
+    clock.advance_ms(1);
+    admit_for(s, &c, &first, 100).await.expect("a new day");
 }

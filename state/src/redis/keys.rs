@@ -1,0 +1,194 @@
+//! The one key schema of a namespace's shared state. Every key begins with
+//! `llmpool:{<namespace>}:`, whose `{…}` hash tag puts all of a namespace on
+//! one Redis Cluster slot; every script gets each key it touches in KEYS,
+//! built here, and nothing else in the crate spells a key.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `seq` | counter | lease ids |
+//! | `replicas` | sorted set | live replicas (heartbeats) |
+//! | `events` | pub/sub channel | cooldown changes |
+//! | `ss:<session>` | string | session → account binding |
+//! | `resp:<id>` | string | stored response → account |
+//! | `acct:<a>:` / `client:<c>:` + `leases`, `requests`, `tokens` | sorted sets | in flight, request and token windows |
+//! | … + `day:<n>` | counter | tokens of UTC day n |
+//! | `acct:<a>:cdi`, `fails`, `last` | sorted set, counter, hash | cooldown index, failures in a row, last failure |
+//! | `cd:a:<a>`, `cd:m:<a>:<model>`, `cd:b:<a>`, `cd:p:<project>:<model>` | hashes | cooldowns: account-wide, per model, breaker, per project |
+//! | `none` | — | an unused KEYS slot (no session, client or project); never written |
+
+use crate::Candidate;
+use crate::clock::DAY_MS;
+
+/// Key names of one namespace.
+#[derive(Clone, Debug)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The keys of `namespace`.
+    pub(super) fn new(namespace: &str) -> Self {
+        Self {
+            prefix: format!("llmpool:{{{namespace}}}:"),
+        }
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// The lease id counter (also the routing key of read-only scripts).
+    pub(super) fn seq(&self) -> String {
+        self.key("seq")
+    }
+
+    /// Live replicas by last heartbeat.
+    pub(super) fn replicas(&self) -> String {
+        self.key("replicas")
+    }
+
+    /// The pub/sub channel of cooldown changes.
+    pub(super) fn events(&self) -> String {
+        self.key("events")
+    }
+
+    /// A session's binding.
+    pub(super) fn session(&self, session: &str) -> String {
+        self.key(&format!("ss:{session}"))
+    }
+
+    /// A stored response's account.
+    pub(super) fn response(&self, id: &str) -> String {
+        self.key(&format!("resp:{id}"))
+    }
+
+    /// The slot for an absent session, client or project.
+    pub(super) fn none(&self) -> String {
+        self.key("none")
+    }
+
+    /// An account's windows and records.
+    pub(super) fn account(&self, account: &str) -> Record {
+        Record(self.key(&format!("acct:{account}:")))
+    }
+
+    /// A client's windows.
+    pub(super) fn client(&self, client: &str) -> Record {
+        Record(self.key(&format!("client:{client}:")))
+    }
+
+    /// The cooldowns that apply to a candidate, in the order scripts take
+    /// them: account-wide, (account, model), breaker, (project, model) or
+    /// the unused slot.
+    pub(super) fn cooldowns(&self, c: &Candidate) -> [String; 4] {
+        [
+            self.key(&format!("cd:a:{}", c.account)),
+            self.key(&format!("cd:m:{}:{}", c.account, c.model)),
+            self.key(&format!("cd:b:{}", c.account)),
+            match &c.project {
+                Some(p) => self.key(&format!("cd:p:{p}:{}", c.model)),
+                None => self.none(),
+            },
+        ]
+    }
+
+    /// An account's account-wide and breaker cooldowns (what a reset clears
+    /// beside its index).
+    pub(super) fn account_wide(&self, account: &str) -> [String; 2] {
+        [
+            self.key(&format!("cd:a:{account}")),
+            self.key(&format!("cd:b:{account}")),
+        ]
+    }
+}
+
+/// The keys under one account or client.
+#[derive(Clone, Debug)]
+pub(super) struct Record(String);
+
+impl Record {
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.0)
+    }
+
+    /// Leases in flight (member: lease id, score: expiry).
+    pub(super) fn leases(&self) -> String {
+        self.key("leases")
+    }
+
+    /// Admitted requests (member: lease id, score: time).
+    pub(super) fn requests(&self) -> String {
+        self.key("requests")
+    }
+
+    /// Token records (member: `<lease>:<tokens>`, score: time).
+    pub(super) fn tokens(&self) -> String {
+        self.key("tokens")
+    }
+
+    /// Tokens of the UTC day of `now_ms`.
+    pub(super) fn day(&self, now_ms: u64) -> String {
+        self.key(&format!("day:{}", now_ms / DAY_MS))
+    }
+
+    /// An account's cooldown index (member: cooldown key, score: until).
+    pub(super) fn cooldown_index(&self) -> String {
+        self.key("cdi")
+    }
+
+    /// An account's failed attempts in a row.
+    pub(super) fn fails(&self) -> String {
+        self.key("fails")
+    }
+
+    /// An account's last failure class and time.
+    pub(super) fn last(&self) -> String {
+        self.key("last")
+    }
+
+    /// The four window keys in script order: leases, requests, tokens, day.
+    pub(super) fn windows(&self, now_ms: u64) -> [String; 4] {
+        [
+            self.leases(),
+            self.requests(),
+            self.tokens(),
+            self.day(now_ms),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_namespace_carries_its_hash_tag() {
+        let k = Keys::new("team-a");
+        let c = Candidate {
+            account: "a".into(),
+            tier: 0,
+            model: "m".into(),
+            project: Some("p".into()),
+            limits: Default::default(),
+            fingerprint: "f".into(),
+        };
+        let mut all = vec![
+            k.seq(),
+            k.replicas(),
+            k.session("s"),
+            k.response("r"),
+            k.none(),
+        ];
+        all.extend(k.cooldowns(&c));
+        all.extend(k.account("a").windows(DAY_MS * 3 + 5));
+        all.extend(k.client("c").windows(0));
+        for key in &all {
+            assert!(key.starts_with("llmpool:{team-a}:"), "{key}");
+        }
+        assert_eq!(
+            k.account("a").day(DAY_MS * 3 + 5),
+            "llmpool:{team-a}:acct:a:day:3"
+        );
+        assert_eq!(k.cooldowns(&c)[3], "llmpool:{team-a}:cd:p:p:m");
+    }
+}
