@@ -96,6 +96,14 @@ pub fn route(name: &str, spec: &str) -> String {
     )
 }
 
+/// YAML for an LlmClient whose key is `key` in Secret `secret`; `extra` is
+/// more spec lines, indented by two spaces.
+pub fn client(name: &str, secret: &str, key: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: llmpool.dev/v1alpha1\nkind: LlmClient\nmetadata:\n  name: {name}\nspec:\n  keySecretRef: {{name: {secret}, key: {key}}}\n{extra}"
+    )
+}
+
 /// Joins documents into one multi-document file.
 pub fn docs(parts: &[String]) -> String {
     parts.join("\n---\n")

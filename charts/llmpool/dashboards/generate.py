@@ -70,10 +70,11 @@ def dashboard(uid, title, description, panels, extra_vars=()):
 
 ACC = f'{SEL}, account=~"$account"'
 ROUTE = f'{SEL}, route=~"$route"'
+CLIENT = f'{SEL}, client=~"$client"'
 
 POOL = dashboard(
     "llmpool-pool", "llmpool / Pool",
-    "Which account is saturated, and why: traffic, limits, cooldowns and fallbacks per route and account.",
+    "Which account is saturated, and why: traffic, limits, cooldowns and fallbacks per route and account; and what each client (team) uses.",
     [
         panel("Requests/s by account and status",
               [(f"sum by (account, status) (rate(llmpool_requests_total{{{ROUTE}, account=~\"$account\"}}[5m]))", "{{account}} {{status}}")], "reqps"),
@@ -102,9 +103,22 @@ POOL = dashboard(
               "percentunit", w=6, desc="A miss is a new session or one moved to another account (its bound account was full or cooling down)."),
         panel("Tokens/s in and out (cached input separately)",
               [(f"sum by (kind) (rate(llmpool_tokens_total{{{ROUTE}, account=~\"$account\"}}[5m]))", "{{kind}}")], w=18),
+        # per client (LlmClient): usage by team
+        panel("Requests/s by client and status",
+              [(f"sum by (client, status) (rate(llmpool_client_requests_total{{{CLIENT}}}[5m]))", "{{client}} {{status}}")], "reqps",
+              desc="401/403/429 here are the client's own refusals: bad key, model not allowed, over its limits."),
+        panel("Tokens/s by client",
+              [(f"sum by (client, kind) (rate(llmpool_client_tokens_total{{{CLIENT}}}[5m]))", "{{client}} {{kind}}")]),
+        panel("Client requests in the last minute vs limit",
+              [(f"max by (client) (llmpool_client_usage{{{CLIENT}, window=\"requests_last_minute\"}})", "{{client}} used"),
+               (f"max by (client) (llmpool_client_limit{{{CLIENT}, limit=\"requests_per_minute\"}})", "{{client}} limit")]),
+        panel("Client tokens today vs daily limit",
+              [(f"max by (client) (llmpool_client_usage{{{CLIENT}, window=\"tokens_today\"}})", "{{client}} used"),
+               (f"max by (client) (llmpool_client_limit{{{CLIENT}, limit=\"daily_tokens\"}})", "{{client}} limit")]),
     ],
     [var("route", "label_values(llmpool_requests_total{namespace=~\"$namespace\"}, route)"),
-     var("account", "label_values(llmpool_account_in_flight{namespace=~\"$namespace\"}, account)")],
+     var("account", "label_values(llmpool_account_in_flight{namespace=~\"$namespace\"}, account)"),
+     var("client", "label_values(llmpool_client_requests_total{namespace=~\"$namespace\"}, client)")],
 )
 
 GATEWAY = dashboard(

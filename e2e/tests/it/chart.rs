@@ -558,7 +558,33 @@ async fn every_metric_a_dashboard_or_alert_queries_is_exported() {
         env.metrics().await.contains("result=\"rejected\"")
     })
     .await;
-    let proxy_metrics = exported(&env.metrics().await);
+    let mut proxy_metrics = exported(&env.metrics().await);
+
+    // then a client key (LlmClient) and a request made with it
+    std::fs::remove_file(env.dir.path().join("broken.yaml")).unwrap();
+    let key = "sk-dashboard-team-5e0c2a9f71b4";
+    let clients = llmpool_e2e::harness::docs(&[
+        llmpool_e2e::harness::secret("client-keys", &[("k", key)]),
+        llmpool_e2e::harness::client(
+            "team",
+            "client-keys",
+            "k",
+            "  limits: {requestsPerMinute: 100, dailyTokens: 1000000}\n",
+        ),
+    ]);
+    env.dir.write("clients.yaml", &clients).unwrap();
+    eventually("a client's request is counted", || async {
+        let url = env.proxy.url("/v1/chat/completions");
+        let r = env
+            .http
+            .post(url)
+            .bearer_auth(key)
+            .json(&chat_body("gpt-test", false));
+        let _ = r.send().await.unwrap().bytes().await;
+        env.metrics().await.contains("llmpool_client_tokens_total")
+    })
+    .await;
+    proxy_metrics.extend(exported(&env.metrics().await));
 
     // an operator against the fake API server, with an account and a route
     // to reconcile

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod chart;
+mod clients;
 mod cluster_mode;
 mod common;
 mod hardening;

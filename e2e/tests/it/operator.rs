@@ -327,6 +327,116 @@ async fn health_reaches_status_and_the_reset_annotation_clears_a_cooldown() {
     .await;
 }
 
+fn llm_client(name: &str, secret: &str, limits: Value) -> Value {
+    json!({"apiVersion": "llmpool.dev/v1alpha1", "kind": "LlmClient",
+        "metadata": {"name": name, "namespace": NS, "generation": 1},
+        "spec": {"keySecretRef": {"name": secret, "key": "key"}, "limits": limits}})
+}
+
+fn key_secret(name: &str, key: &str) -> Value {
+    let mut s = secret(&[("key", key)]);
+    s["metadata"]["name"] = name.into();
+    s
+}
+
+#[tokio::test]
+async fn an_llmclient_reaches_both_proxies_its_usage_reaches_status_and_deleting_it_revokes_the_key()
+ {
+    let (team_a, team_b) = ("sk-team-a-d41c7e09b3a25f86", "sk-team-b-7a3f0c5e9d21b648");
+    let mut s = Stack::start().await;
+    let redis = RedisServer::start().unwrap();
+    let url = s.mock.base_url();
+    s.api.apply("secrets", secret(&[("a", "a")]));
+    s.api.apply("llmaccounts", account("a", &url, "a"));
+    s.api.apply("modelroutes", route(&["a"], "round-robin"));
+    let r = redis.url();
+    s.operator(&[
+        "--namespace",
+        NS,
+        "--redis",
+        &r,
+        "--health-interval",
+        "300ms",
+    ]);
+    s.proxies(2, &["--redis", &r, "--redis-timeout", "1s"])
+        .await;
+    let ask = |proxy: usize, key: Option<&str>| {
+        let mut req = s
+            .http
+            .post(s.proxies[proxy].url("/v1/chat/completions"))
+            .json(&chat_body("gpt-test", false));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ask(0, None).await, 200, "no client yet: open");
+
+    s.api.apply("secrets", key_secret("team-a-key", team_a));
+    s.api.apply("secrets", key_secret("team-b-key", team_b));
+    s.api.apply(
+        "llmclients",
+        llm_client("team-a", "team-a-key", json!({"requestsPerMinute": 2})),
+    );
+    let started = std::time::Instant::now();
+    eventually("both proxies require keys", || async {
+        ask(0, None).await == 401 && ask(1, None).await == 401
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    s.api
+        .apply("llmclients", llm_client("team-b", "team-b-key", json!({})));
+    eventually("team-b accepted", || async {
+        ask(1, Some(team_b)).await == 200
+    })
+    .await;
+
+    // the client's window is shared through Redis by both proxies
+    assert_eq!(ask(0, Some(team_a)).await, 200);
+    assert_eq!(ask(1, Some(team_a)).await, 200);
+    assert_eq!(ask(0, Some(team_a)).await, 429);
+    assert_eq!(ask(1, Some(team_a)).await, 429);
+    eventually("kubectl get llmc shows team-a's use", || async {
+        let shown = s.api.get("llmclients", NS, "team-a").unwrap();
+        shown["status"]["usage"]["requestsLastMinute"] == 2
+            && shown["status"]["conditions"][0]["status"] == "True"
+    })
+    .await;
+
+    s.api.delete("llmclients", NS, "team-a");
+    let started = std::time::Instant::now();
+    eventually("team-a revoked on both proxies", || async {
+        ask(0, Some(team_a)).await == 401 && ask(1, Some(team_a)).await == 401
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ask(0, Some(team_b)).await, 200);
+
+    let mut seen = s.operators[0].logs().join("\n");
+    for p in &s.proxies {
+        seen.push_str(&p.logs().join("\n"));
+        seen.push_str(&metrics_of(&s.http, p).await);
+    }
+    seen.push_str(&metrics_of(&s.http, &s.operators[0]).await);
+    for object in s.api.list("llmclients", NS).into_iter().chain(s.events()) {
+        seen.push_str(&object.to_string());
+    }
+    let routes = s.api.get("configmaps", NS, "llmpool-routes").unwrap();
+    seen.push_str(&routes.to_string());
+    assert!(
+        !seen.contains(team_a) && !seen.contains(team_b),
+        "a client key leaked"
+    );
+}
+
 /// `object` moved to namespace `ns`.
 fn in_ns(mut object: Value, ns: &str) -> Value {
     object["metadata"]["namespace"] = ns.into();

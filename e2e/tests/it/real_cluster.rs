@@ -152,6 +152,7 @@ async fn operator_and_two_proxies_against_a_real_api_server() {
             "--timeout=60s",
             "crd/llmaccounts.llmpool.dev",
             "crd/modelroutes.llmpool.dev",
+            "crd/llmclients.llmpool.dev",
         ],
         None,
     );
@@ -278,6 +279,85 @@ async fn operator_and_two_proxies_against_a_real_api_server() {
     kubectl(&api, &["-n", &ns, "delete", "llma", "c"], None);
     let took = until_served_by(&http, &proxies, &["a"]).await;
     assert!(took < Duration::from_secs(2), "the deletion took {took:?}");
+
+    // client keys: applied with kubectl, required by both proxies within 2 s
+    let (team_a, team_b) = ("sk-team-a-5b0e9c3d7f12a846", "sk-team-b-c2864f1a0e9d3b75");
+    let clients = format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: client-keys}}
+stringData: {{team-a: {team_a}, team-b: {team_b}}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmClient
+metadata: {{name: team-a}}
+spec:
+  keySecretRef: {{name: client-keys, key: team-a}}
+  models: [gpt-test]
+  limits: {{requestsPerMinute: 100}}
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: LlmClient
+metadata: {{name: team-b}}
+spec: {{keySecretRef: {{name: client-keys, key: team-b}}}}
+"
+    );
+    let status_with = |key: Option<&'static str>| {
+        let http = http.clone();
+        let urls: Vec<String> = proxies
+            .iter()
+            .map(|p| p.url("/v1/chat/completions"))
+            .collect();
+        async move {
+            let mut statuses = Vec::new();
+            for url in urls {
+                let mut req = http.post(url).json(&chat_body("gpt-test", false));
+                if let Some(key) = key {
+                    req = req.bearer_auth(key);
+                }
+                statuses.push(req.send().await.unwrap().status().as_u16());
+            }
+            statuses
+        }
+    };
+    kubectl(&api, &["-n", &ns, "apply", "-f", "-"], Some(&clients));
+    let started = std::time::Instant::now();
+    eventually("both proxies require a client key", || async {
+        status_with(None).await == [401, 401] && status_with(Some(team_a)).await == [200, 200]
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let table = kubectl(&api, &["-n", &ns, "get", "llmc", "team-a"], None);
+    assert!(
+        table.contains("MODELS") && table.contains("RPM") && table.contains("100"),
+        "{table}"
+    );
+    eventually("team-a is Ready", || async {
+        condition(&api, &ns, "llmc", "team-a", "Ready")["status"] == "True"
+    })
+    .await;
+    // deleting a client revokes its key within 2 s; the other keeps working
+    kubectl(&api, &["-n", &ns, "delete", "llmc", "team-a"], None);
+    let started = std::time::Instant::now();
+    eventually("team-a's key revoked", || async {
+        status_with(Some(team_a)).await == [401, 401]
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status_with(Some(team_b)).await, [200, 200]);
+    kubectl(&api, &["-n", &ns, "delete", "llmc", "team-b"], None);
+    eventually("open again", || async {
+        status_with(None).await == [200, 200]
+    })
+    .await;
 
     // valid for the schema, not for compile(): a clear condition, nothing else changes
     let missing = "apiVersion: llmpool.dev/v1alpha1\nkind: LlmAccount\nmetadata: {name: d}\nspec: {provider: openai, credentials: {secretRef: {name: openai-key, key: apiKey}}}\n";

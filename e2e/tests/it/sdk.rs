@@ -173,3 +173,54 @@ async fn gemini_sdk_v1beta_reaches_openai_anthropic_and_gemini_accounts() {
 async fn gemini_sdk_v1_reaches_openai_anthropic_and_gemini_accounts() {
     run_matrix("matrix_gemini.py", &["v1"]).await;
 }
+
+#[tokio::test]
+async fn every_sdk_gets_client_key_refusals_in_its_own_error_types() {
+    let Some(python) = sdk_python() else { return };
+    let mock = MockProvider::start().await.unwrap();
+    let dir = ConfigDir::new().unwrap();
+    let (good, limited) = (
+        "sk-sdk-good-81f3a0c6e2d94b57",
+        "sk-sdk-limited-3e9d0b6a1c7f",
+    );
+    let config = harness::docs(&[
+        harness::secret("keys", &[("a", "a")]),
+        harness::account("a", &mock.base_url(), "a", ""),
+        harness::route(
+            "gpt",
+            "  models: [gpt-test]\n  targets: [{accounts: {names: [a]}}]\n",
+        ),
+        harness::route(
+            "other",
+            "  models: [other-test]\n  targets: [{accounts: {names: [a]}}]\n",
+        ),
+        harness::secret("client-keys", &[("good", good), ("limited", limited)]),
+        harness::client("good", "client-keys", "good", "  models: [gpt-test]\n"),
+        harness::client(
+            "limited",
+            "client-keys",
+            "limited",
+            "  limits: {requestsPerMinute: 1}\n",
+        ),
+    ]);
+    dir.write("config.yaml", &config).unwrap();
+    let proxy = Process::start(dir.path(), &[], &[]).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/client_keys.py");
+    let args = [
+        script.display().to_string(),
+        format!("http://{}", proxy.addr),
+        good.to_owned(),
+        limited.to_owned(),
+    ];
+    let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "client_keys.py failed:\n{text}");
+    assert!(text.contains("all checks passed"), "{text}");
+}

@@ -25,10 +25,23 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n: usize, accounts: &[Acct<'_>], route_spec: &str) -> Cluster {
+        Self::start_with(n, accounts, route_spec, &[]).await
+    }
+
+    /// Like `start`, with more config files (name, YAML).
+    async fn start_with(
+        n: usize,
+        accounts: &[Acct<'_>],
+        route_spec: &str,
+        files: &[(&str, String)],
+    ) -> Cluster {
         let mock = MockProvider::start().await.unwrap();
         let redis = RedisServer::start().unwrap();
         let dir = ConfigDir::new().unwrap();
         write_config(&dir, &mock, accounts, route_spec);
+        for (name, yaml) in files {
+            dir.write(name, yaml).unwrap();
+        }
         let url = redis.url();
         let proxies = (0..n)
             .map(|_| {
@@ -61,6 +74,12 @@ impl Cluster {
     async fn ask(&self, replica: usize, body: &Value) -> reqwest::Response {
         let url = self.proxies[replica].url("/v1/chat/completions");
         self.http.post(url).json(body).send().await.unwrap()
+    }
+
+    async fn ask_as(&self, replica: usize, key: &str, body: &Value) -> reqwest::Response {
+        let url = self.proxies[replica].url("/v1/chat/completions");
+        let r = self.http.post(url).bearer_auth(key).json(body);
+        r.send().await.unwrap()
     }
 
     async fn served_by(&self, replica: usize) -> String {
@@ -294,4 +313,55 @@ async fn cooldowns_are_pushed_so_a_known_cold_account_costs_no_redis_call() {
         "replicas knew from pub/sub; Redis was not asked"
     );
     assert_eq!(c.mock.stats.get("a").requests, 1);
+}
+
+#[tokio::test]
+async fn a_client_limit_holds_exactly_across_replicas() {
+    let key = "sk-team-a-2c8e6f1a9d4b7053";
+    let clients = llmpool_e2e::harness::docs(&[
+        llmpool_e2e::harness::secret("client-keys", &[("a", key)]),
+        llmpool_e2e::harness::client(
+            "team-a",
+            "client-keys",
+            "a",
+            "  limits: {requestsPerMinute: 7, maxConcurrency: 5}\n",
+        ),
+    ]);
+    let accounts = [
+        ("a", "a?latency_ms=1500", ""),
+        ("b", "b?latency_ms=1500", ""),
+    ];
+    let c = Cluster::start_with(
+        3,
+        &accounts,
+        &one_tier(&["a", "b"], "round-robin", ""),
+        &[("clients.yaml", clients)],
+    )
+    .await;
+    let body = chat_body("gpt-test", false);
+    let all = join_all((0..24).map(|i| {
+        let url = c.proxies[i % 3].url("/v1/chat/completions");
+        c.http.post(url).bearer_auth(key).json(&body).send()
+    }))
+    .await;
+    let statuses: Vec<u16> = all
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((ok, limited), (5, 19), "{statuses:?}");
+    let upstream = c.mock.stats.get("a").requests + c.mock.stats.get("b").requests;
+    assert_eq!(upstream, 5, "five in flight at once is the client's limit");
+    // one by one, the request window fills to exactly seven
+    let mut served = 0;
+    for i in 0..6 {
+        let r = c.ask_as(i % 3, key, &body).await;
+        served += usize::from(r.status() == 200);
+    }
+    assert_eq!(
+        ok + served,
+        7,
+        "the client's requests per minute, across three replicas"
+    );
 }
