@@ -220,4 +220,43 @@ async fn without_redis_each_replica_takes_its_share_of_every_limit() {
     }
     assert_eq!(admitted, 2, "4 per minute shared by 2 replicas");
     assert!(store.degraded());
+
+    // a client's limits are shared out the same way
+    let unlimited = [Candidate {
+        account: "b".into(),
+        limits: CompiledLimits::default(),
+        ..c[0].clone()
+    }];
+    let client = llmpool_state::ClientCharge {
+        name: "team-a".into(),
+        limits: CompiledLimits {
+            requests_per_minute: Some(6),
+            ..Default::default()
+        },
+        first_attempt: true,
+    };
+    let with_client = AdmitRequest {
+        candidates: &unlimited,
+        client: Some(&client),
+        ..req.clone()
+    };
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        outcomes.push(match store.admit(&with_client).await.unwrap() {
+            Admission::Admitted(_) => "admitted",
+            Admission::ClientLimited { .. } => "client limited",
+            Admission::Unavailable { .. } => "unavailable",
+        });
+    }
+    assert_eq!(
+        outcomes,
+        [
+            "admitted",
+            "admitted",
+            "admitted",
+            "client limited",
+            "client limited"
+        ],
+        "6 per minute shared by 2 replicas"
+    );
 }
