@@ -9,7 +9,10 @@
 //!
 //!     cargo build --release -p llmpool-proxy && cargo bench -p llmpool-e2e --bench load
 //!
-//! LOAD_REQUESTS (default 4000) and LOAD_CONCURRENCY (default 16) tune it.
+//! LOAD_REQUESTS (default 4000) and LOAD_CONCURRENCY (default 16) tune it;
+//! LOAD_ROWS (memory, translated, redis; default all) and LOAD_MODES
+//! (whole, stream; default both) pick what runs, for quick A/B runs of one
+//! path (`LLMPOOL_PROXY_BIN` names another proxy binary to compare).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use llmpool_e2e::mock::MockProvider;
 use llmpool_e2e::redis::RedisServer;
 use serde_json::json;
 
+#[derive(Clone)]
 struct Run {
     rps: f64,
     p50: Duration,
@@ -163,6 +167,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
+    let pick = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let rows = pick("LOAD_ROWS");
+    let wanted = |row: &str| {
+        rows.as_deref()
+            .is_none_or(|r| r.split(',').any(|x| x == row))
+    };
+    let modes = pick("LOAD_MODES");
+    let mode_wanted = |mode: &str| {
+        modes
+            .as_deref()
+            .is_none_or(|m| m.split(',').any(|x| x == mode))
+    };
     // `cargo bench` passes --bench; nothing else is read from the command line
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -219,7 +235,17 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         let mut script_calls = 0;
         let mut redis_requests = 0;
+        let skipped = Run {
+            rps: 0.0,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            errors: 0,
+            cpu_us: None,
+        };
         for stream in [false, true] {
+            if !mode_wanted(if stream { "stream" } else { "whole" }) {
+                continue;
+            }
             // warm every path (connection pools, allocator, script cache)
             let warm = requests / 10;
             load(&client, &direct, "bench-a", stream, warm, concurrency, None).await;
@@ -236,23 +262,23 @@ fn main() {
                 None,
             )
             .await;
-            let p = load(&client, &via, "", stream, requests, concurrency, pid).await;
-            let t = load(&client, &translated, "", stream, requests, concurrency, pid).await;
+            let run = async |name: &str, target: &Target, pid| match wanted(name) {
+                true => Some(load(&client, target, "", stream, requests, concurrency, pid).await),
+                false => None,
+            };
+            let p = run("memory", &via, pid).await;
+            let t = run("translated", &translated, pid).await;
             let before = redis.script_calls();
-            let r = load(
-                &client,
-                &via_redis,
-                "",
-                stream,
-                requests,
-                concurrency,
-                redis_pid,
-            )
-            .await;
+            let r = run("redis", &via_redis, redis_pid).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             script_calls += redis.script_calls() - before;
             redis_requests += requests;
             let mode = if stream { "stream" } else { "whole" };
+            let (p, t, r) = (
+                p.unwrap_or_else(|| skipped.clone()),
+                t.unwrap_or_else(|| skipped.clone()),
+                r.unwrap_or_else(|| skipped.clone()),
+            );
             for (path, run) in [
                 ("direct to mock", &d),
                 ("llmpool, memory state", &p),
@@ -262,6 +288,9 @@ fn main() {
                 ),
                 ("llmpool, redis state", &r),
             ] {
+                if run.rps == 0.0 {
+                    continue;
+                }
                 println!(
                     "| {mode} | {path} | {:.0} | {} | {} | {} | {} |",
                     run.rps,
@@ -278,6 +307,9 @@ fn main() {
                 ("added, translated", &t),
                 ("added, redis state", &r),
             ] {
+                if run.rps == 0.0 {
+                    continue;
+                }
                 println!(
                     "| {mode} | {path} | {:.0}% of direct req/s | +{} | +{} | | |",
                     100.0 * run.rps / d.rps,
@@ -285,7 +317,9 @@ fn main() {
                     ms(run.p99.saturating_sub(d.p99))
                 );
             }
-            if let (Some(a), Some(b)) = (p.cpu_us, t.cpu_us) {
+            if let (Some(a), Some(b)) = (p.cpu_us, t.cpu_us)
+                && a > 0.0
+            {
                 println!(
                     "| {mode} | translated vs pass-through proxy CPU | {:+.0}% | | | | |",
                     100.0 * (b - a) / a
@@ -293,10 +327,12 @@ fn main() {
             }
         }
         // admission and completion scripts, plus the heartbeat every 5 s
-        println!(
-            "redis script calls per request: {:.3} (admit + complete; heartbeats excluded)",
-            script_calls as f64 / redis_requests as f64
-        );
+        if redis_requests > 0 && wanted("redis") {
+            println!(
+                "redis script calls per request: {:.3} (admit + complete; heartbeats excluded)",
+                script_calls as f64 / redis_requests as f64
+            );
+        }
         drop(with_redis);
         drop(proxy);
     });

@@ -1,10 +1,10 @@
 //! The script calls: each request to the store becomes one script
 //! invocation with every key it touches in KEYS (from [`Keys`]) and its
-//! values as one JSON argument with named fields, so a script and its
+//! values as one JSON argument with named fields (typed structs here), so a script and its
 //! caller can only disagree by name, never by position.
 
 use redis::{Script, ScriptInvocation};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::keys::Keys;
 use crate::clock::DAY_MS;
@@ -21,21 +21,87 @@ fn exact(v: u64) -> u64 {
     v.min(LUA_EXACT)
 }
 
-/// A limit as scripts take it (0: none).
-fn limits(l: &CompiledLimits) -> Value {
-    json!({
-        "rpm": l.requests_per_minute.unwrap_or(0),
-        "tpm": exact(l.tokens_per_minute.unwrap_or(0)),
-        "maxc": l.max_concurrency.unwrap_or(0),
-        "daily": exact(l.daily_tokens.unwrap_or(0)),
-    })
+/// Limits as scripts take them (0: none).
+#[derive(Serialize)]
+struct Limits {
+    rpm: u32,
+    tpm: u64,
+    maxc: u32,
+    daily: u64,
 }
 
-fn merge(mut base: Value, more: Value) -> Value {
-    if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
-        b.extend(m);
+impl From<&CompiledLimits> for Limits {
+    fn from(l: &CompiledLimits) -> Self {
+        Self {
+            rpm: l.requests_per_minute.unwrap_or(0),
+            tpm: exact(l.tokens_per_minute.unwrap_or(0)),
+            maxc: l.max_concurrency.unwrap_or(0),
+            daily: exact(l.daily_tokens.unwrap_or(0)),
+        }
     }
-    base
+}
+
+/// admit.lua's ARGV[1].
+#[derive(Serialize)]
+struct AdmitArgs<'a> {
+    now: u64,
+    estimate: u64,
+    lease_ttl: u64,
+    least_busy: bool,
+    session_ttl: u64,
+    window: u64,
+    busy: u64,
+    day: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<ClientArgs>,
+    cands: Vec<CandidateArgs<'a>>,
+}
+
+#[derive(Serialize)]
+struct ClientArgs {
+    first: bool,
+    #[serde(flatten)]
+    limits: Limits,
+}
+
+#[derive(Serialize)]
+struct CandidateArgs<'a> {
+    account: &'a str,
+    tier: usize,
+    project: bool,
+    fp: &'a str,
+    excluded: bool,
+    #[serde(flatten)]
+    limits: Limits,
+}
+
+/// complete.lua's ARGV[1].
+#[derive(Serialize)]
+struct CompleteArgs<'a> {
+    now: u64,
+    lease: u64,
+    account: &'a str,
+    fp: &'a str,
+    outcome: &'static str,
+    dur: u64,
+    tokens: i64,
+    reserved: u64,
+    has_tpm: bool,
+    has_daily: bool,
+    session_ttl: u64,
+    project: bool,
+    client: bool,
+    client_used: u64,
+    breaker_failures: u32,
+    breaker_open: u64,
+    window: u64,
+    day: u64,
+    events: String,
+}
+
+fn json(args: &impl Serialize) -> Vec<u8> {
+    // plain structs of numbers, booleans and strings always serialize
+    serde_json::to_vec(args).unwrap_or_default()
 }
 
 /// admit.lua for the candidates at `sent` (indexes into the request's).
@@ -53,7 +119,10 @@ pub(super) fn admit<'a>(
     });
     match req.client {
         Some(c) => inv.key(&keys.client(&c.name).windows(now)),
-        None => inv.key(&[keys.none(), keys.none(), keys.none(), keys.none()]),
+        None => {
+            let none = keys.none();
+            inv.key(&[&none, &none, &none, &none])
+        }
     };
     let mut cands = Vec::with_capacity(sent.len());
     for &i in sent {
@@ -62,32 +131,30 @@ pub(super) fn admit<'a>(
         inv.key(&keys.cooldowns(c))
             .key(&account.windows(now))
             .key(account.cooldown_index());
-        cands.push(merge(
-            json!({
-                "account": &*c.account,
-                "tier": c.tier,
-                "project": c.project.is_some(),
-                "fp": &*c.fingerprint,
-                "excluded": req.excluded.contains(&i),
-            }),
-            limits(&c.limits),
-        ));
+        cands.push(CandidateArgs {
+            account: &c.account,
+            tier: c.tier,
+            project: c.project.is_some(),
+            fp: &c.fingerprint,
+            excluded: req.excluded.contains(&i),
+            limits: Limits::from(&c.limits),
+        });
     }
-    let mut args = json!({
-        "now": now,
-        "estimate": exact(req.estimated_tokens),
-        "lease_ttl": ms(req.lease_ttl),
-        "least_busy": req.least_busy,
-        "session_ttl": req.session.map_or(0, |s| ms(s.ttl)),
-        "window": WINDOW_MS,
-        "busy": BUSY_RETRY_MS,
-        "day": DAY_MS,
-        "cands": cands,
-    });
-    if let Some(c) = req.client {
-        args["client"] = merge(json!({"first": c.first_attempt}), limits(&c.limits));
-    }
-    inv.arg(args.to_string());
+    inv.arg(json(&AdmitArgs {
+        now,
+        estimate: exact(req.estimated_tokens),
+        lease_ttl: ms(req.lease_ttl),
+        least_busy: req.least_busy,
+        session_ttl: req.session.map_or(0, |s| ms(s.ttl)),
+        window: WINDOW_MS,
+        busy: BUSY_RETRY_MS,
+        day: DAY_MS,
+        client: req.client.map(|c| ClientArgs {
+            first: c.first_attempt,
+            limits: Limits::from(&c.limits),
+        }),
+        cands,
+    }));
     inv
 }
 
@@ -124,33 +191,34 @@ pub(super) fn complete<'a>(
             let k = keys.client(&client.name);
             inv.key(k.leases()).key(k.tokens()).key(k.day(now))
         }
-        None => inv.key(&[keys.none(), keys.none(), keys.none()]),
+        None => {
+            let none = keys.none();
+            inv.key(&[&none, &none, &none])
+        }
     };
-    let tokens = done
-        .tokens_used
-        .map_or(-1, |t| i64::try_from(exact(t)).unwrap_or(i64::MAX));
-    let args = json!({
-        "now": now,
-        "lease": done.lease.id,
-        "account": &*c.account,
-        "fp": &*c.fingerprint,
-        "outcome": outcome,
-        "dur": duration,
-        "tokens": tokens,
-        "reserved": exact(done.lease.reserved_tokens),
-        "has_tpm": c.limits.tokens_per_minute.is_some(),
-        "has_daily": c.limits.daily_tokens.is_some(),
-        "session_ttl": done.session.map_or(0, |s| ms(s.ttl)),
-        "project": c.project.is_some(),
-        "client": done.client.is_some(),
-        "client_used": exact(client_tokens(done)),
-        "breaker_failures": BREAKER_FAILURES,
-        "breaker_open": BREAKER_OPEN_MS,
-        "window": WINDOW_MS,
-        "day": DAY_MS,
-        "events": keys.events(),
-    });
-    inv.arg(args.to_string());
+    inv.arg(json(&CompleteArgs {
+        now,
+        lease: done.lease.id,
+        account: &c.account,
+        fp: &c.fingerprint,
+        outcome,
+        dur: duration,
+        tokens: done
+            .tokens_used
+            .map_or(-1, |t| i64::try_from(exact(t)).unwrap_or(i64::MAX)),
+        reserved: exact(done.lease.reserved_tokens),
+        has_tpm: c.limits.tokens_per_minute.is_some(),
+        has_daily: c.limits.daily_tokens.is_some(),
+        session_ttl: done.session.map_or(0, |s| ms(s.ttl)),
+        project: c.project.is_some(),
+        client: done.client.is_some(),
+        client_used: exact(client_tokens(done)),
+        breaker_failures: BREAKER_FAILURES,
+        breaker_open: BREAKER_OPEN_MS,
+        window: WINDOW_MS,
+        day: DAY_MS,
+        events: keys.events(),
+    }));
     inv
 }
 

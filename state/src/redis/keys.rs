@@ -34,7 +34,11 @@ impl Keys {
     }
 
     fn key(&self, rest: &str) -> String {
-        format!("{}{rest}", self.prefix)
+        join(&self.prefix, &[rest])
+    }
+
+    fn key3(&self, a: &str, b: &str, c: &str) -> String {
+        join(&self.prefix, &[a, b, c])
     }
 
     /// The lease id counter (also the routing key of read-only scripts).
@@ -54,12 +58,12 @@ impl Keys {
 
     /// A session's binding.
     pub(super) fn session(&self, session: &str) -> String {
-        self.key(&format!("ss:{session}"))
+        self.key3("ss:", session, "")
     }
 
     /// A stored response's account.
     pub(super) fn response(&self, id: &str) -> String {
-        self.key(&format!("resp:{id}"))
+        self.key3("resp:", id, "")
     }
 
     /// The slot for an absent session, client or project.
@@ -69,12 +73,12 @@ impl Keys {
 
     /// An account's windows and records.
     pub(super) fn account(&self, account: &str) -> Record {
-        Record(self.key(&format!("acct:{account}:")))
+        Record(self.key3("acct:", account, ":"))
     }
 
     /// A client's windows.
     pub(super) fn client(&self, client: &str) -> Record {
-        Record(self.key(&format!("client:{client}:")))
+        Record(self.key3("client:", client, ":"))
     }
 
     /// The cooldowns that apply to a candidate, in the order scripts take
@@ -82,11 +86,11 @@ impl Keys {
     /// the unused slot.
     pub(super) fn cooldowns(&self, c: &Candidate) -> [String; 4] {
         [
-            self.key(&format!("cd:a:{}", c.account)),
-            self.key(&format!("cd:m:{}:{}", c.account, c.model)),
-            self.key(&format!("cd:b:{}", c.account)),
+            self.key3("cd:a:", &c.account, ""),
+            join(&self.prefix, &["cd:m:", &c.account, ":", &c.model]),
+            self.key3("cd:b:", &c.account, ""),
             match &c.project {
-                Some(p) => self.key(&format!("cd:p:{p}:{}", c.model)),
+                Some(p) => join(&self.prefix, &["cd:p:", p, ":", &c.model]),
                 None => self.none(),
             },
         ]
@@ -96,10 +100,22 @@ impl Keys {
     /// beside its index).
     pub(super) fn account_wide(&self, account: &str) -> [String; 2] {
         [
-            self.key(&format!("cd:a:{account}")),
-            self.key(&format!("cd:b:{account}")),
+            self.key3("cd:a:", account, ""),
+            self.key3("cd:b:", account, ""),
         ]
     }
+}
+
+/// `head` followed by `parts`, in one allocation (keys are built on every
+/// request).
+fn join(head: &str, parts: &[&str]) -> String {
+    let len = head.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    out.push_str(head);
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 /// The keys under one account or client.
@@ -108,7 +124,7 @@ pub(super) struct Record(String);
 
 impl Record {
     fn key(&self, rest: &str) -> String {
-        format!("{}{rest}", self.0)
+        join(&self.0, &[rest])
     }
 
     /// Leases in flight (member: lease id, score: expiry).
@@ -128,7 +144,7 @@ impl Record {
 
     /// Tokens of the UTC day of `now_ms`.
     pub(super) fn day(&self, now_ms: u64) -> String {
-        self.key(&format!("day:{}", now_ms / DAY_MS))
+        join(&self.0, &["day:", &(now_ms / DAY_MS).to_string()])
     }
 
     /// An account's cooldown index (member: cooldown key, score: until).
