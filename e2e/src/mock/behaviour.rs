@@ -5,7 +5,7 @@
 //!
 //! | param | meaning |
 //! |---|---|
-//! | `status=429` | answer with this HTTP status and an OpenAI error body |
+//! | `status=429` | answer with this HTTP status and an OpenAI error body (a 3xx also sends `Location: /v1/chat/completions`, itself) |
 //! | `retry_after=2` | `Retry-After` value sent with an error status |
 //! | `code=insufficient_quota` | `error.code` / `error.type` of the error body |
 //! | `fault=cut` | stream: stop after `after` content chunks, then drop the connection |

@@ -277,6 +277,13 @@ fn error_response(wire: Wire, b: &Behaviour, key: &str) -> Response {
         ),
     };
     let mut response = (status, axum::Json(echo_key(body, b, key))).into_response();
+    if status.is_redirection() {
+        // back to itself: a client that follows redirects asks again, and again
+        response.headers_mut().insert(
+            header::LOCATION,
+            http::HeaderValue::from_static("/v1/chat/completions"),
+        );
+    }
     if !matches!(wire, Wire::Gemini { .. })
         && let Some(retry) = &b.retry_after
         && let Ok(v) = retry.parse()

@@ -242,3 +242,70 @@ async fn hanging_accounts_cost_a_request_its_request_timeout_not_one_first_byte_
     }
     assert_eq!(env.count("a"), 6);
 }
+
+#[tokio::test]
+async fn an_upstream_redirect_is_never_followed() {
+    // `moved` answers 307 pointing back at itself: a client that follows
+    // redirects would call it again, with the account's key, up to its limit
+    let accounts = [
+        ("moved", "moved?status=307", "  priority: 0\n"),
+        ("ok", "ok", "  priority: 1\n"),
+    ];
+    let env = Env::start(&accounts, &one_tier(&["moved", "ok"], "fill-first", "")).await;
+    assert_eq!(env.served_by("gpt-test").await, "ok");
+    assert_eq!(env.count("moved"), 1, "the redirect was followed");
+    let metrics = env.metrics().await;
+    assert!(
+        metrics.contains(
+            "llmpool_upstream_attempts_total{account=\"moved\",outcome=\"server_error\",route=\"test\"} 1"
+        ),
+        "{metrics}"
+    );
+    // with nowhere else to go, the client gets a 502 saying why, not the 307
+    let env = Env::start(&accounts[..1], &one_tier(&["moved"], "fill-first", "")).await;
+    let (status, body) = env.ask("gpt-test").await;
+    assert_eq!(status, 502, "{body}");
+    let message = openai_error(&body)["message"].as_str().unwrap_or_default();
+    assert!(message.contains("redirect"), "{message}");
+}
+
+#[tokio::test]
+async fn an_egress_proxy_that_refuses_or_hangs_fails_the_attempt_and_never_goes_direct() {
+    // one proxy address with nothing listening, one that accepts and never answers
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_port = refused.local_addr().unwrap().port();
+    drop(refused);
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_port = hanging.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            held.push(socket);
+        }
+    });
+    let refusing = format!("  priority: 0\n  egressProxy: http://127.0.0.1:{refused_port}\n");
+    let hangs = format!("  priority: 1\n  egressProxy: http://127.0.0.1:{hanging_port}\n");
+    let accounts = [
+        ("refusing", "refusing", refusing.as_str()),
+        ("hangs", "hangs", hangs.as_str()),
+        ("ok", "ok", "  priority: 2\n"),
+    ];
+    let spec = one_tier(
+        &["refusing", "hangs", "ok"],
+        "fill-first",
+        "  retry: {maxAttempts: 3, firstByteTimeout: 1s}\n",
+    );
+    let env = Env::start(&accounts, &spec).await;
+    let started = std::time::Instant::now();
+    assert_eq!(env.served_by("gpt-test").await, "ok");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(env.count("refusing"), 0, "went around the refusing proxy");
+    assert_eq!(env.count("hangs"), 0, "went around the hanging proxy");
+    let metrics = env.metrics().await;
+    for line in [
+        "llmpool_upstream_attempts_total{account=\"refusing\",outcome=\"connect_error\",route=\"test\"} 1",
+        "llmpool_upstream_attempts_total{account=\"hangs\",outcome=\"timeout\",route=\"test\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+}

@@ -142,6 +142,9 @@ pub async fn send(
         Ok(Ok(r)) => r,
     };
     let status = response.status();
+    if status.is_redirection() {
+        return Err(AttemptError::Redirected(status));
+    }
     let headers = response.headers().clone();
     if !status.is_success() {
         let body = read_bounded(response, MAX_ERROR_BODY, deadline)

@@ -47,6 +47,8 @@ fn build(key: &ClientKey) -> ClientResult {
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
+        // a redirect could take the request and its key to another host
+        .redirect(reqwest::redirect::Policy::none())
         // never pick up HTTP_PROXY and friends from the environment: the
         // account's egressProxy is the only proxy, by design
         .no_proxy();

@@ -50,6 +50,13 @@ pub enum AttemptError {
     /// A whole response that is not the JSON its protocol promises.
     #[error("the upstream response is not valid JSON of its protocol")]
     Malformed,
+    /// The upstream answered with a redirect, which the gateway never
+    /// follows: a request (and the account's key) goes only to the
+    /// account's own base URL.
+    #[error(
+        "the upstream answered with a redirect (HTTP {0}), which is never followed; check the account's baseUrl"
+    )]
+    Redirected(StatusCode),
     /// The account cannot be called at all (an unusable egress proxy).
     #[error("{0}")]
     Unusable(String),
@@ -66,6 +73,7 @@ impl AttemptError {
             }
             AttemptError::Timeout => Some(FailureClass::Timeout),
             AttemptError::EmptyStream
+            | AttemptError::Redirected(_)
             | AttemptError::StreamError(_)
             | AttemptError::Malformed
             | AttemptError::TooLarge(_) => Some(FailureClass::ServerError),
