@@ -12,6 +12,8 @@ use crate::state::StateStore;
 pub struct Settings {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Time for a whole request body to arrive.
+    pub body_timeout: std::time::Duration,
     /// Deepest JSON nesting accepted.
     pub max_json_depth: usize,
     /// Largest non-streaming upstream response buffered.

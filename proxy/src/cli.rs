@@ -75,6 +75,22 @@ pub struct Args {
     /// (Responses API `previous_response_id` goes back to that account).
     #[arg(long, env = "LLMPOOL_RESPONSE_TTL", default_value = "720h", value_parser = parse_duration)]
     pub response_ttl: Duration,
+    /// Time for a client's request headers to arrive; also how long an idle
+    /// keep-alive connection is kept.
+    #[arg(long, env = "LLMPOOL_CLIENT_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub client_header_timeout: Duration,
+    /// Time for a client's whole request body to arrive once its handler
+    /// starts reading it.
+    #[arg(long, env = "LLMPOOL_CLIENT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub client_body_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes.
+    #[arg(long, env = "LLMPOOL_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Open client connections above which new ones get a 503 with
+    /// Retry-After (default: three quarters of the file descriptor limit,
+    /// at most 16384).
+    #[arg(long, env = "LLMPOOL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// How often local mode checks the config directory.
     #[arg(long, env = "LLMPOOL_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub watch_interval: Duration,

@@ -21,6 +21,12 @@ pub enum ProxyError {
         /// The limit.
         limit: usize,
     },
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {} s", within.as_secs())]
+    BodyTimeout {
+        /// The limit.
+        within: Duration,
+    },
     /// The body could not be read.
     #[error("could not read the request body")]
     BodyRead(#[source] axum::Error),
@@ -176,6 +182,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BodyRead(_)
             | ProxyError::Scan(_)
             | ProxyError::InvalidBody(_)
@@ -213,6 +220,7 @@ impl ProxyError {
     pub fn label(&self) -> &'static str {
         match self {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BodyTimeout { .. } => "body_timeout",
             ProxyError::BodyRead(_) => "body_read",
             ProxyError::Scan(_) => "invalid_json",
             ProxyError::InvalidBody(_) => "invalid_body",
@@ -243,6 +251,7 @@ impl ProxyError {
     fn openai_kind(&self) -> (&'static str, &'static str) {
         match self {
             ProxyError::BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            ProxyError::BodyTimeout { .. } => ("invalid_request_error", "request_timeout"),
             ProxyError::BodyRead(_) | ProxyError::Scan(_) | ProxyError::InvalidBody(_) => {
                 ("invalid_request_error", "invalid_json")
             }

@@ -2,6 +2,7 @@
 //! authenticate, parse, route, then per attempt select, translate, call and
 //! account. Module by pipeline stage:
 //!
+//! - [`listen`]: client connections and their limits
 //! - [`ingress`]: HTTP handlers per client API, health, readiness, metrics
 //! - [`clients`]: client keys (LlmClients and the flat list) and their rules
 //! - [`protocol`]: wire formats (pure, no I/O)
@@ -18,6 +19,7 @@ pub mod clients;
 pub mod config;
 pub mod error;
 pub mod ingress;
+pub mod listen;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;

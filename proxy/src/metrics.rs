@@ -59,6 +59,10 @@ pub struct Metrics {
     pub client_usage: IntGaugeVec,
     /// Streams being relayed to clients now.
     pub streams_open: IntGauge,
+    /// Client connections open now.
+    pub connections_open: IntGauge,
+    /// Client connections refused because the cap was reached.
+    pub connections_refused: prometheus::IntCounter,
     /// Time from a request's arrival to its response head, by client API.
     pub request_seconds: HistogramVec,
     /// The gateway's own time per served request: its time in the pipeline
@@ -217,6 +221,16 @@ impl Metrics {
             "Streams being relayed to clients now.",
         )?;
         registry.register(Box::new(streams_open.clone()))?;
+        let connections_open = IntGauge::new(
+            "llmpool_client_connections_open",
+            "Client connections open now.",
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        let connections_refused = prometheus::IntCounter::new(
+            "llmpool_client_connections_refused_total",
+            "Client connections refused with a 503 because the connection cap was reached.",
+        )?;
+        registry.register(Box::new(connections_refused.clone()))?;
         let request_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "llmpool_request_duration_seconds",
@@ -249,6 +263,8 @@ impl Metrics {
             client_limit,
             client_usage,
             streams_open,
+            connections_open,
+            connections_refused,
             request_seconds,
             registry,
             requests,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use llmpool_crds::Compiled;
 use tokio::net::TcpListener;
 
@@ -11,6 +10,7 @@ use crate::cli::Args;
 use crate::clients::ClientKeys;
 use crate::config::dir;
 use crate::ingress;
+use crate::listen;
 use crate::metrics::Metrics;
 use crate::snapshot::{Shared, Snapshot, SnapshotStore};
 use crate::state::{Clock, MemoryStore, RedisConfig, RedisStore, StateStore};
@@ -115,6 +115,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     }
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
+        body_timeout: args.client_body_timeout,
         max_json_depth: args.max_json_depth.max(2),
         max_response_bytes: args.max_response_bytes,
         client_keys: ClientKeys::new(keys.iter().map(String::as_str)),
@@ -191,6 +192,17 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let limits = listen::Limits {
+        header_timeout: args.client_header_timeout,
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(listen::default_max_connections),
+    };
+    let counters = listen::Counters {
+        open: app.metrics.connections_open.clone(),
+        refused: app.metrics.connections_refused.clone(),
+    };
     if let Some(admin) = args.admin_listen {
         let admin_listener = TcpListener::bind(admin)
             .await
@@ -199,7 +211,20 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 source,
             })?;
         let router = ingress::admin_router(app.clone());
-        tokio::spawn(async move { axum::serve(admin_listener, router).await });
+        // probes keep their own small allowance, outside the data plane's cap
+        let limits = listen::Limits {
+            max_connections: 64,
+            ..limits.clone()
+        };
+        let counters = counters.clone();
+        let never = std::future::pending::<()>();
+        tokio::spawn(listen::serve(
+            admin_listener,
+            router,
+            limits,
+            counters,
+            never,
+        ));
     }
     tracing::info!(
         addr = %addr,
@@ -211,14 +236,8 @@ pub async fn run(args: Args) -> Result<(), StartError> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let drain_app = app.clone();
-    // SSE events are small writes: without TCP_NODELAY each one can wait for
-    // the client's delayed ACK (~40 ms on Linux)
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, ingress::router(app)).with_graceful_shutdown(async move {
+    let router = ingress::router(app);
+    let server = listen::serve(listener, router, limits, counters, async move {
         shutdown_signal().await;
         drain_app.start_draining();
         tracing::info!("shutting down: no new connections, finishing open requests");
@@ -226,7 +245,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     });
     let grace = args.shutdown_grace;
     tokio::select! {
-        result = server => result.map_err(StartError::Serve),
+        () = server => Ok(()),
         _ = async {
             let _ = stop_rx.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(grace).await;

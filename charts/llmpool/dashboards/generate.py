@@ -141,6 +141,10 @@ GATEWAY = dashboard(
               [(f"histogram_quantile({q}, sum by (le) (rate(llmpool_gateway_overhead_seconds_bucket{{{SEL}}}[5m])))", f"p{int(q * 100)}")
                for q in (0.5, 0.99)], "s",
               desc="Time in the pipeline (routing, admission, translation, accounting) minus time waiting on upstreams."),
+        panel("Client connections open, and refused at the cap",
+              [(f"sum(llmpool_client_connections_open{{{SEL}}})", "open"),
+               (f"sum(rate(llmpool_client_connections_refused_total{{{SEL}}}[5m]))", "refused/s")],
+              desc="Above --max-connections a new connection gets a 503 with Retry-After at once."),
         panel("Config reloads and rejects",
               [(f"sum by (result) (increase(llmpool_config_reloads_total{{{SEL}}}[1h]))", "{{result}}"),
                (f"max(llmpool_config_generation{{{SEL}}})", "generation")]),

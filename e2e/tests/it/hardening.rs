@@ -309,3 +309,122 @@ async fn an_egress_proxy_that_refuses_or_hangs_fails_the_attempt_and_never_goes_
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }
 }
+
+/// Opens a TCP connection to `addr`.
+async fn connect(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// Whether the server closed `conn` (EOF or reset) within `within`.
+async fn closed_within(conn: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off_and_a_full_server_says_503_at_once() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    drop(admin);
+    let admin_arg = admin_addr.to_string();
+    let args = [
+        "--client-header-timeout",
+        "1s",
+        "--client-body-timeout",
+        "1s",
+        "--max-connections",
+        "30",
+        "--admin-listen",
+        &admin_arg,
+    ];
+    let env = Env::start_with(
+        &[("a", "a", "")],
+        &one_tier(&["a"], "round-robin", ""),
+        &args,
+        &[],
+    )
+    .await;
+    let addr = env.proxy.addr;
+
+    // slowloris: headers one byte every 200 ms are cut off after the header limit
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        slow.push(connect(addr).await);
+    }
+    let dribble = async {
+        for byte in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" {
+            for c in slow.iter_mut() {
+                if c.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), dribble).await;
+    for c in slow.iter_mut() {
+        assert!(
+            closed_within(c, Duration::from_millis(1500)).await,
+            "a slowloris connection stayed open"
+        );
+    }
+
+    // silent connections fill the cap: the next one gets a 503 with
+    // Retry-After at once, and the separate admin port still answers
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        silent.push(connect(addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = connect(addr).await;
+    over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), over.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    let health = reqwest::get(format!("http://{admin_addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "probes have their own port and allowance"
+    );
+    // the silent ones are closed after the header limit; the server is whole again
+    for c in silent.iter_mut() {
+        assert!(
+            closed_within(c, Duration::from_millis(2500)).await,
+            "a silent connection stayed open"
+        );
+    }
+    assert_eq!(env.served_by("gpt-test").await, "a");
+
+    // a body that stops halfway gets a 408 in the client's protocol
+    let mut partial = connect(addr).await;
+    partial
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\":")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), partial.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+
+    let metrics = env.metrics().await;
+    assert!(
+        metrics.contains("llmpool_client_connections_refused_total 1"),
+        "{metrics}"
+    );
+}

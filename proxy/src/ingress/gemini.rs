@@ -53,7 +53,7 @@ async fn serve(
     if !app.loaded() {
         return Err(ProxyError::NotLoaded);
     }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
+    let bytes = body::read(body, app.settings.max_body_bytes, app.settings.body_timeout).await?;
     json::scan(&bytes, app.settings.max_json_depth)?;
     let snapshot = app.snapshots.load();
     let api = match action {

@@ -127,7 +127,7 @@ async fn read_json(
     if !app.loaded() {
         return Err(ProxyError::NotLoaded);
     }
-    let bytes = body::read(body, app.settings.max_body_bytes).await?;
+    let bytes = body::read(body, app.settings.max_body_bytes, app.settings.body_timeout).await?;
     let top = crate::protocol::json::scan(&bytes, app.settings.max_json_depth)?;
     Ok((bytes, top, client))
 }

@@ -56,6 +56,7 @@ fn app(mock: &MockProvider, accounts: &[(&str, &str, &str)], route_extra: &str) 
         Metrics::new().unwrap(),
         Settings {
             max_body_bytes: 1 << 20,
+            body_timeout: Duration::from_secs(60),
             max_json_depth: 64,
             max_response_bytes: 1 << 24,
             client_keys: ClientKeys::default(),
