@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::protocol::json::ScanError;
 use crate::protocol::{Protocol, TranslateError, anthropic, gemini, openai};
-use crate::state::StateError;
+use crate::state::{StateError, Unavailability};
 use crate::upstream::error::AttemptError;
 
 /// A request the gateway answers itself, with an error.
@@ -99,13 +99,15 @@ pub enum ProxyError {
         /// Path (no query string: it may hold a key).
         path: String,
     },
-    /// Every account is cooling down or at a limit.
-    #[error("all accounts for model `{model}` are rate limited or at capacity; retry after {} s", retry_after.as_secs().max(1))]
+    /// Every account is cooling down, failing, blocked or at a limit.
+    #[error("no account can take model `{model}` now ({}); retry after {} s", why_text(why), retry_after.as_secs().max(1))]
     AllBusy {
         /// Requested model.
         model: String,
         /// Earliest time one frees up.
         retry_after: Duration,
+        /// What keeps the accounts out.
+        why: Unavailability,
     },
     /// Every attempt failed.
     #[error("upstream failed after {attempts} attempt(s); last failure: account {account}: {last}")]
@@ -177,6 +179,33 @@ pub enum ProxyError {
     },
 }
 
+/// What keeps the accounts out, in words: "2 cooling down after rate
+/// limits, 1 failing (circuit open)".
+fn why_text(why: &Unavailability) -> String {
+    let parts: Vec<String> = [
+        (why.rate_limited, "cooling down after rate limits"),
+        (
+            why.failing,
+            "failing (circuit open after repeated errors or timeouts)",
+        ),
+        (
+            why.blocked,
+            "blocked (credentials refused or quota exhausted)",
+        ),
+        (why.at_limit, "at their configured limits"),
+        (why.tried, "already tried by this request"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "all rate limited or at capacity".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
 impl ProxyError {
     /// HTTP status for the client.
     pub fn status(&self) -> StatusCode {
@@ -202,6 +231,13 @@ impl ProxyError {
                 StatusCode::NOT_FOUND
             }
             ProxyError::RouteNotReady { .. } | ProxyError::State(_) | ProxyError::NotLoaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            // rate limits and full accounts are the client's cue to slow
+            // down; accounts that fail or are refused are the gateway's outage
+            ProxyError::AllBusy { why, .. }
+                if why.rate_limited + why.at_limit == 0 && why.failing + why.blocked > 0 =>
+            {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::AllBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -278,6 +314,9 @@ impl ProxyError {
             ProxyError::ClientLimited { .. } => ("rate_limit_error", "client_rate_limit_exceeded"),
             ProxyError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             ProxyError::UnknownEndpoint { .. } => ("invalid_request_error", "unknown_url"),
+            ProxyError::AllBusy { .. } if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                ("server_error", "accounts_unavailable")
+            }
             ProxyError::AllBusy { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ProxyError::RouteNotReady { .. } | ProxyError::State(_) | ProxyError::NotLoaded => {
                 ("server_error", "service_unavailable")

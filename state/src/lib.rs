@@ -125,16 +125,72 @@ pub struct AdmitRequest<'a> {
 pub enum Admission {
     /// Capacity was taken on `candidates[index]`.
     Admitted(Lease),
-    /// Nothing is available; the earliest time something frees up.
+    /// Nothing is available; the earliest time something frees up, and
+    /// why each candidate was out.
     Unavailable {
         /// How long until a candidate may be available again.
         retry_after: Duration,
+        /// What kept the candidates out, counted per candidate.
+        why: Unavailability,
     },
     /// The client is over one of its own limits; no account was touched.
     ClientLimited {
         /// How long until the client's windows admit the request.
         retry_after: Duration,
     },
+}
+
+/// What kept the candidates of a refused admission out, one cause per
+/// candidate (the one that holds it out longest), so a client is told the
+/// real reason: rate limits, failures or credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unavailability {
+    /// Cooling down after a 429 or an exhausted budget (per model or project).
+    pub rate_limited: u32,
+    /// Circuit open after repeated failures (errors, timeouts, broken streams).
+    pub failing: u32,
+    /// Blocked account-wide: credentials refused or quota exhausted.
+    pub blocked: u32,
+    /// At one of its limits (requests, tokens, concurrency) or waiting for
+    /// a probe in flight.
+    pub at_limit: u32,
+    /// Already tried by this request.
+    pub tried: u32,
+}
+
+/// One candidate's reason for being out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    RateLimited,
+    Failing,
+    Blocked,
+    AtLimit,
+    Tried,
+}
+
+impl Cause {
+    /// The cause of a cooldown scope, by its index (account-wide, model,
+    /// breaker, project).
+    pub(crate) fn of_scope(index: usize) -> Self {
+        match index {
+            0 => Cause::Blocked,
+            2 => Cause::Failing,
+            _ => Cause::RateLimited,
+        }
+    }
+}
+
+impl Unavailability {
+    pub(crate) fn count(&mut self, cause: Cause) {
+        let slot = match cause {
+            Cause::RateLimited => &mut self.rate_limited,
+            Cause::Failing => &mut self.failing,
+            Cause::Blocked => &mut self.blocked,
+            Cause::AtLimit => &mut self.at_limit,
+            Cause::Tried => &mut self.tried,
+        };
+        *slot += 1;
+    }
 }
 
 /// Capacity taken on one account for one attempt.

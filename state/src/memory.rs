@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use super::clock::{Clock, DAY_MS};
 use super::{
     AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, BUSY_RETRY_MS,
-    Candidate, ClientUsage, Completion, Lease, Outcome, StateError, StateStore, WINDOW_MS,
-    client_tokens, ms,
+    Candidate, Cause, ClientUsage, Completion, Lease, Outcome, StateError, StateStore,
+    Unavailability, WINDOW_MS, client_tokens, ms,
 };
 use llmpool_crds::table::CompiledLimits;
 
@@ -176,8 +176,8 @@ enum Check {
     Available {
         probe_scopes: Vec<String>,
     },
-    /// Blocked for this many milliseconds.
-    Blocked(u64),
+    /// Blocked for this many milliseconds, for this reason.
+    Blocked(u64, Cause),
 }
 
 impl MemoryStore {
@@ -225,7 +225,8 @@ impl Inner {
     fn check(&mut self, ns: &str, c: &Candidate, estimate: u64, now: u64) -> Check {
         let mut probe_scopes = Vec::new();
         let mut wait = 0;
-        for scope in scopes(ns, c) {
+        let mut cause = Cause::AtLimit;
+        for (i, scope) in scopes(ns, c).into_iter().enumerate() {
             let Some(cd) = self.cooldowns.get_mut(&scope) else {
                 continue;
             };
@@ -234,19 +235,27 @@ impl Inner {
                 self.cooldowns.remove(&scope);
                 continue;
             }
-            if now < cd.until {
-                wait = wait.max(cd.until - now);
+            let left = if now < cd.until {
+                cd.until - now
             } else if cd.probe_after {
                 match cd.probe {
-                    Some((_, expires)) if expires > now => wait = wait.max(BUSY_RETRY_MS),
-                    _ => probe_scopes.push(scope),
+                    Some((_, expires)) if expires > now => BUSY_RETRY_MS,
+                    _ => {
+                        probe_scopes.push(scope);
+                        0
+                    }
                 }
             } else {
                 self.cooldowns.remove(&scope);
+                0
+            };
+            if left > wait {
+                wait = left;
+                cause = Cause::of_scope(i);
             }
         }
         if wait > 0 {
-            return Check::Blocked(wait);
+            return Check::Blocked(wait, cause);
         }
 
         let acct = self
@@ -254,7 +263,7 @@ impl Inner {
             .entry(account_key(ns, &c.account))
             .or_default();
         match acct.wait(&c.limits, estimate, now) {
-            Some(wait) => Check::Blocked(wait),
+            Some(wait) => Check::Blocked(wait, Cause::AtLimit),
             None => Check::Available { probe_scopes },
         }
     }
@@ -330,6 +339,7 @@ impl StateStore for MemoryStore {
             None => None,
         };
         let mut earliest: Option<u64> = None;
+        let mut why = Unavailability::default();
         let mut start = 0;
         while start < req.candidates.len() {
             let tier = req.candidates[start].tier;
@@ -343,9 +353,13 @@ impl StateStore for MemoryStore {
                 match inner.check(ns, c, req.estimated_tokens, now) {
                     Check::Available { .. } if req.excluded.contains(&idx) => {
                         earliest = Some(earliest.map_or(BUSY_RETRY_MS, |e| e.min(BUSY_RETRY_MS)));
+                        why.count(Cause::Tried);
                     }
                     Check::Available { probe_scopes } => available.push((idx, probe_scopes)),
-                    Check::Blocked(wait) => earliest = Some(earliest.map_or(wait, |e| e.min(wait))),
+                    Check::Blocked(wait, cause) => {
+                        earliest = Some(earliest.map_or(wait, |e| e.min(wait)));
+                        why.count(cause);
+                    }
                 }
             }
             if !available.is_empty() {
@@ -408,6 +422,7 @@ impl StateStore for MemoryStore {
         }
         Ok(Admission::Unavailable {
             retry_after: Duration::from_millis(earliest.unwrap_or(BUSY_RETRY_MS).max(1)),
+            why,
         })
     }
 

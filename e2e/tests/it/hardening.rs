@@ -428,3 +428,31 @@ async fn slow_and_silent_clients_are_cut_off_and_a_full_server_says_503_at_once(
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn when_the_accounts_are_failing_the_client_is_told_so_not_that_it_is_rate_limited() {
+    // an account that times out five times in a row opens its circuit
+    let spec = one_tier(
+        &["slow"],
+        "round-robin",
+        "  retry: {maxAttempts: 1, firstByteTimeout: 200ms}\n",
+    );
+    let env = Env::start(&[("slow", "slow?fault=hang", "")], &spec).await;
+    // llmpool_state::BREAKER_FAILURES (the state crate tests against this one)
+    const BREAKER_FAILURES: u64 = 5;
+    for _ in 0..BREAKER_FAILURES {
+        let (status, body) = env.ask("gpt-test").await;
+        assert_eq!(status, 504, "{body}");
+    }
+    let r = env.chat(&chat_body("gpt-test", false)).await;
+    assert_eq!(r.status(), 503, "an outage is not a rate limit");
+    assert!(retry_after_secs(&r) >= 1);
+    let body: Value = r.json().await.unwrap();
+    let message = openai_error(&body)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("1 failing (circuit open"), "{message}");
+    assert!(!message.contains("rate limit"), "{message}");
+    assert_eq!(env.count("slow"), BREAKER_FAILURES);
+}

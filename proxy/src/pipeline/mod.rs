@@ -149,7 +149,7 @@ pub async fn run(
                 }
                 lease
             }
-            Admission::Unavailable { retry_after } => {
+            Admission::Unavailable { retry_after, why } => {
                 if last.is_none()
                     && let Some(err) = untranslatable
                 {
@@ -176,6 +176,7 @@ pub async fn run(
                     _ => ProxyError::AllBusy {
                         model: crate::ingress::bounded(&call.model),
                         retry_after,
+                        why,
                     },
                 });
             }
@@ -298,6 +299,10 @@ pub async fn run(
         Some(_) if only_rate_limits && rate_limited.is_some() => ProxyError::AllBusy {
             model: crate::ingress::bounded(&call.model),
             retry_after: rate_limited.unwrap_or(Duration::from_secs(1)),
+            why: crate::state::Unavailability {
+                rate_limited: attempts,
+                ..Default::default()
+            },
         },
         Some((account, err)) => ProxyError::UpstreamFailed {
             attempts,
@@ -308,6 +313,7 @@ pub async fn run(
         None => ProxyError::AllBusy {
             model: crate::ingress::bounded(&call.model),
             retry_after: Duration::from_secs(1),
+            why: crate::state::Unavailability::default(),
         },
     })
 }

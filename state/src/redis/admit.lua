@@ -13,8 +13,9 @@
 --          first} (absent = none), cands [{account, tier, project (has
 --          one), rpm, tpm, maxc, daily, fp, excluded}]; a limit of 0 is none
 -- returns  {1, index (0-based), lease_id, probe, session_hit},
---          {0, retry_after_ms} (no account), or {2, retry_after_ms} (the
---          client is over its own limits)
+--          {0, retry_after_ms, rate_limited, failing, blocked, at_limit,
+--          tried} (no account; why, counted per candidate), or
+--          {2, retry_after_ms} (the client is over its own limits)
 
 local a = cjson.decode(ARGV[1])
 local now, estimate, lease_ttl = a.now, a.estimate, a.lease_ttl
@@ -84,32 +85,39 @@ local function window_take(k, lim, id, count, all)
   end
 end
 
--- true, probe_keys  or  false, wait_ms
+-- what holds a candidate out, by cooldown scope (account-wide, model,
+-- breaker, project)
+local SCOPE_CAUSE = { 'blocked', 'rate_limited', 'failing', 'rate_limited' }
+
+-- true, probe_keys  or  false, wait_ms, cause
 local function check(c)
   local wait = 0
+  local cause = 'at_limit'
   local probes = {}
-  for _, key in ipairs(c.scopes) do
+  for s, key in ipairs(c.scopes) do
     local cd = redis.call('HMGET', key, 'u', 'pa', 'fp', 'pl', 'pe')
     if cd[1] then
       local until_ = tonumber(cd[1])
+      local left = 0
       if cd[3] and cd[3] ~= '' and cd[3] ~= c.fp then
         drop_cooldown(key, c) -- the credential changed: the block no longer applies
       elseif now < until_ then
-        wait = math.max(wait, until_ - now)
+        left = until_ - now
       elseif cd[2] == '1' then
         if cd[4] and cd[4] ~= '' and tonumber(cd[5]) > now then
-          wait = math.max(wait, BUSY)
+          left = BUSY
         else
           probes[#probes + 1] = key
         end
       else
         drop_cooldown(key, c)
       end
+      if left > wait then wait, cause = left, SCOPE_CAUSE[s] end
     end
   end
-  if wait > 0 then return false, wait end
+  if wait > 0 then return false, wait, cause end
   wait = window_wait(c.keys, c)
-  if wait > 0 then return false, wait end
+  if wait > 0 then return false, wait, 'at_limit' end
   return true, probes
 end
 
@@ -138,6 +146,7 @@ end
 
 local n = #cands
 local earliest = nil
+local why = { rate_limited = 0, failing = 0, blocked = 0, at_limit = 0, tried = 0 }
 local i = 1
 while i <= n do
   local tier = cands[i].tier
@@ -145,13 +154,15 @@ while i <= n do
   while j <= n and cands[j].tier == tier do j = j + 1 end
   local avail = {}
   for k = i, j - 1 do
-    local ok, r = check(cands[k])
+    local ok, r, cause = check(cands[k])
     if ok and cands[k].excluded then
       earliest = math.min(earliest or BUSY, BUSY)
+      why.tried = why.tried + 1
     elseif ok then
       avail[#avail + 1] = { idx = k, probes = r }
     else
       earliest = math.min(earliest or r, r)
+      why[cause] = why[cause] + 1
     end
   end
   if #avail > 0 then
@@ -187,4 +198,5 @@ while i <= n do
   end
   i = j
 end
-return { 0, math.max(earliest or BUSY, 1) }
+return { 0, math.max(earliest or BUSY, 1), why.rate_limited, why.failing, why.blocked,
+  why.at_limit, why.tried }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use super::keys::Keys;
-use crate::Candidate;
+use crate::{Candidate, Cause};
 
 /// Most entries kept; expired ones are dropped first when full.
 const MAX_ENTRIES: usize = 50_000;
@@ -42,18 +42,19 @@ impl ColdCache {
         map.insert(key.to_owned(), (until, fp.unwrap_or_default().to_owned()));
     }
 
-    /// How long `c` is known to stay cold, if it is.
-    pub(super) fn wait(&self, keys: &Keys, c: &Candidate, now: u64) -> Option<u64> {
+    /// How long `c` is known to stay cold, and why, if it is.
+    pub(super) fn wait(&self, keys: &Keys, c: &Candidate, now: u64) -> Option<(u64, Cause)> {
         let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if map.is_empty() {
             return None;
         }
         keys.cooldowns(c)
             .iter()
-            .filter_map(|k| map.get(k))
-            .filter(|(until, fp)| *until > now && (fp.is_empty() || **fp == *c.fingerprint))
-            .map(|(until, _)| until - now)
-            .max()
+            .enumerate()
+            .filter_map(|(i, k)| Some((i, map.get(k)?)))
+            .filter(|(_, (until, fp))| *until > now && (fp.is_empty() || **fp == *c.fingerprint))
+            .map(|(i, (until, _))| (until - now, Cause::of_scope(i)))
+            .max_by_key(|(left, _)| *left)
     }
 }
 
@@ -79,9 +80,15 @@ mod tests {
         let [_, model, _, project] = keys.cooldowns(&cand("f"));
         cache.apply(&format!("{model}|5000|"), 1000);
         cache.apply(&format!("{project}|9000|"), 1000);
-        assert_eq!(cache.wait(&keys, &cand("f"), 1000), Some(8000));
+        assert_eq!(
+            cache.wait(&keys, &cand("f"), 1000),
+            Some((8000, Cause::RateLimited))
+        );
         cache.apply(&format!("{project}|0|"), 1000);
-        assert_eq!(cache.wait(&keys, &cand("f"), 1000), Some(4000));
+        assert_eq!(
+            cache.wait(&keys, &cand("f"), 1000),
+            Some((4000, Cause::RateLimited))
+        );
         assert_eq!(
             cache.wait(&keys, &cand("f"), 5000),
             None,
@@ -90,7 +97,10 @@ mod tests {
         // an account-wide block applies only to the credential it was seen with
         let [wide, ..] = keys.cooldowns(&cand("old"));
         cache.apply(&format!("{wide}|9000|old"), 6000);
-        assert_eq!(cache.wait(&keys, &cand("old"), 6000), Some(3000));
+        assert_eq!(
+            cache.wait(&keys, &cand("old"), 6000),
+            Some((3000, Cause::Blocked))
+        );
         assert_eq!(cache.wait(&keys, &cand("new"), 6000), None);
         cache.apply("garbage", 1000);
     }

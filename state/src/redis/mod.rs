@@ -28,7 +28,7 @@ use tokio::sync::OnceCell;
 use super::clock::Clock;
 use super::{
     AccountView, Admission, AdmitRequest, Candidate, ClientCharge, ClientUsage, Completion, Lease,
-    MemoryStore, Outcome, StateError, StateStore,
+    MemoryStore, Outcome, StateError, StateStore, Unavailability,
 };
 pub use admin::{AccountHealth, AdminError, RedisAdmin};
 use conn::Conn;
@@ -231,15 +231,20 @@ impl StateStore for RedisStore {
         // candidates known cold from pub/sub are not sent to Redis at all
         let mut sent = Vec::with_capacity(req.candidates.len());
         let mut cold_wait: Option<u64> = None;
+        let mut why = Unavailability::default();
         for (i, c) in req.candidates.iter().enumerate() {
             match self.cold.wait(&keys, c, now) {
-                Some(w) => cold_wait = Some(cold_wait.map_or(w, |x| x.min(w))),
+                Some((w, cause)) => {
+                    cold_wait = Some(cold_wait.map_or(w, |x| x.min(w)));
+                    why.count(cause);
+                }
                 None => sent.push(i),
             }
         }
         if sent.is_empty() {
             return Ok(Admission::Unavailable {
                 retry_after: Duration::from_millis(cold_wait.unwrap_or(1).max(1)),
+                why,
             });
         }
         let inv = calls::admit(&self.admit, &keys, req, &sent, now);
@@ -256,11 +261,18 @@ impl StateStore for RedisStore {
                 [2, retry_ms, ..] => Admission::ClientLimited {
                     retry_after: Duration::from_millis(retry_ms.unsigned_abs().max(1)),
                 },
-                [_, retry_ms, ..] => {
+                [0, retry_ms, counts @ ..] => {
                     let wait = cold_wait
                         .map_or(retry_ms.unsigned_abs(), |w| w.min(retry_ms.unsigned_abs()));
+                    let n = |i: usize| counts.get(i).map_or(0, |v| u32::try_from(*v).unwrap_or(0));
+                    why.rate_limited += n(0);
+                    why.failing += n(1);
+                    why.blocked += n(2);
+                    why.at_limit += n(3);
+                    why.tried += n(4);
                     Admission::Unavailable {
                         retry_after: Duration::from_millis(wait.max(1)),
+                        why,
                     }
                 }
                 _ => {

@@ -77,4 +77,5 @@ for_both_stores!(
     a_client_over_its_request_window_is_refused_without_touching_accounts,
     client_tokens_and_concurrency_hold_and_failed_attempts_are_not_charged,
     a_client_daily_budget_holds_until_the_next_utc_day,
+    an_unavailable_answer_says_why_each_account_is_out,
 );

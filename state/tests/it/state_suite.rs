@@ -39,7 +39,7 @@ fn req<'a>(cands: &'a [Candidate], excluded: &'a [usize]) -> AdmitRequest<'a> {
 async fn admit(store: &dyn StateStore, r: &AdmitRequest<'_>) -> Result<Lease, Duration> {
     match store.admit(r).await.unwrap() {
         Admission::Admitted(l) => Ok(l),
-        Admission::Unavailable { retry_after } => Err(retry_after),
+        Admission::Unavailable { retry_after, .. } => Err(retry_after),
         Admission::ClientLimited { retry_after } => panic!("client limited for {retry_after:?}"),
     }
 }
@@ -471,7 +471,7 @@ async fn admit_for(
     match store.admit(&r).await.unwrap() {
         Admission::Admitted(l) => Ok(l),
         Admission::ClientLimited { retry_after } => Err(Ok(retry_after)),
-        Admission::Unavailable { retry_after } => Err(Err(retry_after)),
+        Admission::Unavailable { retry_after, .. } => Err(Err(retry_after)),
     }
 }
 
@@ -592,4 +592,59 @@ pub async fn a_client_daily_budget_holds_until_the_next_utc_day(s: &dyn StateSto
     assert!(admit_for(s, &c, &first, 100).await.is_err(), "still today");
     clock.advance_ms(1);
     admit_for(s, &c, &first, 100).await.expect("a new day");
+}
+
+pub async fn an_unavailable_answer_says_why_each_account_is_out(
+    s: &dyn StateStore,
+    _clock: &Clock,
+) {
+    let one_rpm = CompiledLimits {
+        requests_per_minute: Some(1),
+        ..Default::default()
+    };
+    let c = [
+        cand("cooling", 0, CompiledLimits::default()),
+        cand("failing", 0, CompiledLimits::default()),
+        cand("blocked", 0, CompiledLimits::default()),
+        cand("full", 0, one_rpm),
+        cand("tried", 0, CompiledLimits::default()),
+    ];
+    let only = |i: usize| {
+        let excluded: Vec<usize> = (0..c.len()).filter(|&j| j != i).collect();
+        excluded
+    };
+    for i in 0..4 {
+        let excluded = only(i);
+        let lease = admit(s, &req(&c, &excluded)).await.unwrap();
+        match i {
+            0 => cool(s, &c[0], &lease, 60).await,
+            1 => {
+                finish(s, &c[1], &lease, Outcome::Failed).await;
+                for _ in 1..llmpool_state::BREAKER_FAILURES {
+                    let l = admit(s, &req(&c, &excluded)).await.unwrap();
+                    finish(s, &c[1], &l, Outcome::Failed).await;
+                }
+            }
+            2 => {
+                let blocked = Outcome::AccountBlocked {
+                    recheck: Duration::from_secs(60),
+                };
+                finish(s, &c[2], &lease, blocked).await;
+            }
+            _ => finish(s, &c[3], &lease, ok()).await,
+        }
+    }
+    match s.admit(&req(&c, &[4])).await.unwrap() {
+        Admission::Unavailable { why, .. } => {
+            let expected = llmpool_state::Unavailability {
+                rate_limited: 1,
+                failing: 1,
+                blocked: 1,
+                at_limit: 1,
+                tried: 1,
+            };
+            assert_eq!(why, expected);
+        }
+        other => panic!("{other:?}"),
+    }
 }
