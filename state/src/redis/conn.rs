@@ -11,7 +11,7 @@ use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
 use super::keys::Keys;
-use super::{HEARTBEAT, Health, REPLICA_TTL_MS, RETRY_MS};
+use super::{HEARTBEAT, Health, PROBE_MS, REPLICA_TTL_MS};
 use crate::clock::Clock;
 
 /// How to reach Redis.
@@ -120,7 +120,8 @@ pub(super) async fn connect(config: &RedisConfig) -> redis::RedisResult<Conn> {
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(config.call_timeout.max(Duration::from_millis(200)))
         .set_number_of_retries(2)
-        .set_max_delay(1_000);
+        .set_factor(50)
+        .set_max_delay(500);
     Ok(Conn::Single(
         ConnectionManager::new_with_config(client, manager).await?,
     ))
@@ -172,7 +173,7 @@ pub(super) async fn connect_and_heartbeat(
             Err(e) => health.mark(Err(e.to_string())),
         }
         let pause = if health.is_degraded() {
-            Duration::from_millis(RETRY_MS)
+            Duration::from_millis(PROBE_MS)
         } else {
             HEARTBEAT
         };

@@ -35,8 +35,11 @@ use conn::Conn;
 pub use conn::RedisConfig;
 use keys::Keys;
 
-/// How often a degraded replica tries Redis again.
+/// How often a degraded replica lets a request try Redis again.
 const RETRY_MS: u64 = 1_000;
+/// How often a degraded replica's heartbeat probes Redis: it is what brings
+/// the replica back, so requests need not wait on a dead Redis to find out.
+const PROBE_MS: u64 = 200;
 /// Heartbeat period, and how long a silent replica still counts.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const REPLICA_TTL_MS: u64 = 15_000;
