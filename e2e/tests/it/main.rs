@@ -17,5 +17,6 @@ mod reload;
 mod resilience;
 mod responses;
 mod sdk;
+mod secrets;
 mod shared_state;
 mod translation;
