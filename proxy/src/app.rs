@@ -16,6 +16,10 @@ pub struct Settings {
     pub body_timeout: std::time::Duration,
     /// Deepest JSON nesting accepted.
     pub max_json_depth: usize,
+    /// Most elements in any JSON array of a request.
+    pub max_json_elements: usize,
+    /// Streams relayed at once.
+    pub max_streams: usize,
     /// Largest non-streaming upstream response buffered.
     pub max_response_bytes: usize,
     /// The flat client key list (simple mode); LlmClients come with the

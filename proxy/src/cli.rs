@@ -65,6 +65,14 @@ pub struct Args {
     /// Deepest JSON nesting accepted in a request body.
     #[arg(long, env = "LLMPOOL_MAX_JSON_DEPTH", default_value_t = 64)]
     pub max_json_depth: usize,
+    /// Most elements in any JSON array of a request (messages, tools,
+    /// content parts, embedding inputs).
+    #[arg(long, env = "LLMPOOL_MAX_JSON_ELEMENTS", default_value_t = 10_000)]
+    pub max_json_elements: usize,
+    /// Streams relayed at once by this replica; above it a new streaming
+    /// request gets a 503 with Retry-After.
+    #[arg(long, env = "LLMPOOL_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
     /// Largest non-streaming upstream response buffered, in bytes.
     #[arg(long, env = "LLMPOOL_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_response_bytes: usize,

@@ -134,6 +134,12 @@ pub enum ProxyError {
     /// The shared state failed.
     #[error("shared state unavailable")]
     State(#[from] StateError),
+    /// This replica relays as many streams as it may.
+    #[error("this gateway replica is relaying its limit of {limit} streams; retry after 1 s")]
+    TooManyStreams {
+        /// The limit.
+        limit: usize,
+    },
     /// Cluster mode before the first configuration arrived.
     #[error("the gateway has not loaded its configuration yet")]
     NotLoaded,
@@ -230,9 +236,10 @@ impl ProxyError {
             ProxyError::UnknownModel(_) | ProxyError::UnknownEndpoint { .. } => {
                 StatusCode::NOT_FOUND
             }
-            ProxyError::RouteNotReady { .. } | ProxyError::State(_) | ProxyError::NotLoaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::RouteNotReady { .. }
+            | ProxyError::State(_)
+            | ProxyError::NotLoaded
+            | ProxyError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             // rate limits and full accounts are the client's cue to slow
             // down; accounts that fail or are refused are the gateway's outage
             ProxyError::AllBusy { why, .. }
@@ -275,6 +282,7 @@ impl ProxyError {
             ProxyError::UpstreamAuth { .. } => "upstream_auth",
             ProxyError::State(_) => "state",
             ProxyError::NotLoaded => "not_loaded",
+            ProxyError::TooManyStreams { .. } => "too_many_streams",
             ProxyError::Translate(_) => "cannot_translate",
             ProxyError::UnknownResponse { .. } => "unknown_response",
             ProxyError::NeverFits { .. } => "never_fits",
@@ -321,6 +329,7 @@ impl ProxyError {
             ProxyError::RouteNotReady { .. } | ProxyError::State(_) | ProxyError::NotLoaded => {
                 ("server_error", "service_unavailable")
             }
+            ProxyError::TooManyStreams { .. } => ("server_error", "overloaded"),
             ProxyError::UpstreamFailed { .. } | ProxyError::UpstreamAuth { .. } => {
                 ("server_error", "upstream_error")
             }
@@ -395,6 +404,9 @@ impl ProxyError {
         {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ProxyError::TooManyStreams { .. } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         response
     }

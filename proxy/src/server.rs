@@ -117,6 +117,8 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         max_body_bytes: args.max_body_bytes,
         body_timeout: args.client_body_timeout,
         max_json_depth: args.max_json_depth.max(2),
+        max_json_elements: args.max_json_elements.max(1),
+        max_streams: args.max_streams,
         max_response_bytes: args.max_response_bytes,
         client_keys: ClientKeys::new(keys.iter().map(String::as_str)),
         response_ttl: args.response_ttl,

@@ -456,3 +456,72 @@ async fn when_the_accounts_are_failing_the_client_is_told_so_not_that_it_is_rate
     assert!(!message.contains("rate limit"), "{message}");
     assert_eq!(env.count("slow"), BREAKER_FAILURES);
 }
+
+#[tokio::test]
+async fn too_many_messages_or_streams_get_a_clear_refusal_in_the_clients_protocol() {
+    let args = ["--max-json-elements", "50", "--max-streams", "2"];
+    let accounts = [("slow", "slow?chunk_ms=400&chunks=5", "")];
+    let env = Env::start_with(
+        &accounts,
+        &one_tier(&["slow"], "round-robin", ""),
+        &args,
+        &[],
+    )
+    .await;
+    let turn = json!({"role": "user", "content": "hi"});
+    let many = vec![turn; 51];
+    let openai = env
+        .chat(&json!({"model": "gpt-test", "messages": many}))
+        .await;
+    assert_eq!(openai.status(), 400);
+    let body: Value = openai.json().await.unwrap();
+    let message = openai_error(&body)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("more than 50 elements"), "{message}");
+    let anthropic = env
+        .http
+        .post(env.proxy.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "gpt-test", "max_tokens": 8, "messages": many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.status(), 400);
+    let body: Value = anthropic.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    let parts: Vec<Value> = (0..51).map(|_| json!({"text": "x"})).collect();
+    let gemini = env
+        .http
+        .post(env.proxy.url("/v1beta/models/gpt-test:generateContent"))
+        .json(&json!({"contents": [{"role": "user", "parts": parts}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gemini.status(), 400);
+    let body: Value = gemini.json().await.unwrap();
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{body}");
+    assert_eq!(env.mock.stats.total(), 0, "nothing reached the provider");
+
+    // two slow streams are this replica's limit: a third gets a 503 at once
+    let streamed = chat_body("gpt-test", true);
+    let open: Vec<reqwest::Response> =
+        futures_util::future::join_all((0..2).map(|_| env.chat(&streamed))).await;
+    assert!(open.iter().all(|r| r.status() == 200));
+    let third = env.chat(&chat_body("gpt-test", true)).await;
+    assert_eq!(third.status(), 503);
+    assert!(retry_after_secs(&third) >= 1);
+    // a whole answer is not a stream
+    assert_eq!(env.ask("gpt-test").await.0, 200);
+    for r in open {
+        let (text, _) = read_stream(r).await;
+        assert!(text.contains("mock reply"), "{text}");
+    }
+    assert_eq!(
+        env.chat(&chat_body("gpt-test", true)).await.status(),
+        200,
+        "room again"
+    );
+}

@@ -54,7 +54,11 @@ async fn serve(
         return Err(ProxyError::NotLoaded);
     }
     let bytes = body::read(body, app.settings.max_body_bytes, app.settings.body_timeout).await?;
-    json::scan(&bytes, app.settings.max_json_depth)?;
+    json::scan_limited(
+        &bytes,
+        app.settings.max_json_depth,
+        app.settings.max_json_elements,
+    )?;
     let snapshot = app.snapshots.load();
     let api = match action {
         Action::Embed => Some(ClientApi::GeminiEmbed { batch: false }),

@@ -128,7 +128,12 @@ async fn read_json(
         return Err(ProxyError::NotLoaded);
     }
     let bytes = body::read(body, app.settings.max_body_bytes, app.settings.body_timeout).await?;
-    let top = crate::protocol::json::scan(&bytes, app.settings.max_json_depth)?;
+    let settings = &app.settings;
+    let top = crate::protocol::json::scan_limited(
+        &bytes,
+        settings.max_json_depth,
+        settings.max_json_elements,
+    )?;
     Ok((bytes, top, client))
 }
 

@@ -40,6 +40,10 @@ pub async fn run(
 ) -> Result<Response, ProxyError> {
     let entered = Instant::now();
     let mut waited = Duration::ZERO;
+    let max_streams = app.settings.max_streams;
+    if call.stream && usize::try_from(app.metrics.streams_open.get()).unwrap_or(0) >= max_streams {
+        return Err(ProxyError::TooManyStreams { limit: max_streams });
+    }
     if let Some(client) = &call.client
         && !client.allows(&call.model)
     {

@@ -1,4 +1,5 @@
-//! A single pass over a JSON body that enforces a nesting limit and records
+//! A single pass over a JSON body that enforces a nesting limit and a limit
+//! on the elements of any array (messages, tools, content parts), and records
 //! where each top-level member's value lies, so the pass-through path can
 //! replace the `model` value without re-serialising the rest of the body.
 //! Full syntax checking is left to serde_json, which parses the same bytes.
@@ -32,6 +33,9 @@ pub enum ScanError {
     /// Not a JSON object at the top.
     #[error("the request body must be a JSON object")]
     NotAnObject,
+    /// An array with more elements than the limit.
+    #[error("a JSON array holds more than {0} elements (messages, tools, content parts or inputs)")]
+    TooManyElements(usize),
     /// Unbalanced brackets or an unterminated string.
     #[error("the request body is not valid JSON (unbalanced brackets or unterminated string)")]
     Malformed,
@@ -39,8 +43,20 @@ pub enum ScanError {
 
 /// Scans `body`, refusing nesting deeper than `max_depth`.
 pub fn scan(body: &[u8], max_depth: usize) -> Result<TopLevel, ScanError> {
+    scan_limited(body, max_depth, usize::MAX)
+}
+
+/// Scans `body`, refusing nesting deeper than `max_depth` and any array of
+/// more than `max_elements` elements.
+pub fn scan_limited(
+    body: &[u8],
+    max_depth: usize,
+    max_elements: usize,
+) -> Result<TopLevel, ScanError> {
     let mut top = TopLevel::default();
     let mut depth = 0usize;
+    // per open bracket: the separators seen so far when it is an array
+    let mut arrays: Vec<Option<usize>> = Vec::new();
     let mut i = skip_ws(body, 0);
     if body.get(i) != Some(&b'{') {
         return Err(ScanError::NotAnObject);
@@ -71,12 +87,14 @@ pub fn scan(body: &[u8], max_depth: usize) -> Result<TopLevel, ScanError> {
                 if depth > max_depth {
                     return Err(ScanError::TooDeep(max_depth));
                 }
+                arrays.push((b == b'[').then_some(0));
             }
             b'}' | b']' => {
                 if depth == 0 {
                     return Err(ScanError::Malformed);
                 }
                 depth -= 1;
+                arrays.pop();
                 if depth == 0 {
                     finish_member(
                         &mut top,
@@ -99,7 +117,16 @@ pub fn scan(body: &[u8], max_depth: usize) -> Result<TopLevel, ScanError> {
                     trim_end(body, i),
                 );
             }
-            b':' | b',' => {}
+            b',' => {
+                if let Some(Some(separators)) = arrays.last_mut() {
+                    *separators += 1;
+                    // n separators hold n + 1 elements
+                    if *separators >= max_elements {
+                        return Err(ScanError::TooManyElements(max_elements));
+                    }
+                }
+            }
+            b':' => {}
             _ if b.is_ascii_whitespace() => {}
             _ => {
                 if depth == 1 && value_start.is_none() && pending_key.is_some() {
@@ -162,6 +189,27 @@ pub fn replace_string(body: &[u8], span: Range<usize>, value: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_array_over_the_element_limit_is_refused_wherever_it_is() {
+        let messages = |n: usize| {
+            let one = r#"{"role":"user","content":[{"type":"text","text":"a,b"}]}"#;
+            format!(r#"{{"model":"m","messages":[{}]}}"#, vec![one; n].join(","))
+        };
+        assert!(scan_limited(messages(3).as_bytes(), 64, 3).is_ok());
+        assert_eq!(
+            scan_limited(messages(4).as_bytes(), 64, 3).unwrap_err(),
+            ScanError::TooManyElements(3)
+        );
+        let parts = r#"{"messages":[{"content":[1,2,3,4]}],"tools":[]}"#;
+        assert_eq!(
+            scan_limited(parts.as_bytes(), 64, 3).unwrap_err(),
+            ScanError::TooManyElements(3)
+        );
+        // commas in strings and objects are not elements
+        let object = r#"{"a":{"b":1,"c":2,"d":3,"e":4},"s":"1,2,3,4,5"}"#;
+        assert!(scan_limited(object.as_bytes(), 64, 3).is_ok());
+    }
 
     #[test]
     fn finds_top_level_values_only() {

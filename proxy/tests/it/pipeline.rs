@@ -58,6 +58,8 @@ fn app(mock: &MockProvider, accounts: &[(&str, &str, &str)], route_extra: &str) 
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(60),
             max_json_depth: 64,
+            max_json_elements: 10_000,
+            max_streams: 10_000,
             max_response_bytes: 1 << 24,
             client_keys: ClientKeys::default(),
             response_ttl: Duration::from_secs(3600),
