@@ -16,6 +16,7 @@
 //! | `fault=error_event` | stream: 200, then an error event first |
 //! | `after=2` | content chunks sent before a `cut` or `stall` |
 //! | `times=N` | status/fault apply to the first N requests only, then normal |
+//! | `fail_pct=50` | that share of requests (spread evenly, the same every run) get the `status` (500 if none), the rest answer normally |
 //! | `latency_ms=50` | wait before answering (before the status line) |
 //! | `first_byte_ms=50` | stream: send headers at once, the first event after this |
 //! | `chunk_ms=20` | wait between stream chunks |
@@ -63,6 +64,8 @@ pub struct Behaviour {
     pub after: usize,
     /// Status/fault apply to this many requests, then normal answers.
     pub times: Option<u64>,
+    /// Only this percentage of requests get the status; the rest are normal.
+    pub fail_pct: Option<u64>,
     /// Delay before answering.
     pub latency: Duration,
     /// Stream: delay between the headers and the first event.
@@ -97,6 +100,7 @@ impl Behaviour {
             fault: None,
             after: 1,
             times: None,
+            fail_pct: None,
             latency: Duration::ZERO,
             first_byte: Duration::ZERO,
             chunk_delay: Duration::ZERO,
@@ -128,6 +132,7 @@ impl Behaviour {
                 }
                 "after" => b.after = num().unwrap_or(1) as usize,
                 "times" => b.times = num(),
+                "fail_pct" => b.fail_pct = num().map(|p| p.min(100)),
                 "latency_ms" => b.latency = Duration::from_millis(num().unwrap_or(0)),
                 "first_byte_ms" => b.first_byte = Duration::from_millis(num().unwrap_or(0)),
                 "chunk_ms" => b.chunk_delay = Duration::from_millis(num().unwrap_or(0)),
@@ -146,12 +151,25 @@ impl Behaviour {
 
     /// The behaviour for the n-th request (1-based) with this key.
     pub fn for_request(&self, n: u64) -> Behaviour {
+        let normal = || Behaviour {
+            status: 200,
+            fault: None,
+            ..self.clone()
+        };
+        if let Some(pct) = self.fail_pct {
+            // a fixed scramble of the request number: `pct` of every 100 fail
+            let fails = (n.wrapping_mul(37) % 100) < pct;
+            return match (fails, self.status) {
+                (false, _) => normal(),
+                (true, 200) => Behaviour {
+                    status: 500,
+                    ..self.clone()
+                },
+                (true, _) => self.clone(),
+            };
+        }
         match self.times {
-            Some(times) if n > times => Behaviour {
-                status: 200,
-                fault: None,
-                ..self.clone()
-            },
+            Some(times) if n > times => normal(),
             _ => self.clone(),
         }
     }
@@ -160,6 +178,20 @@ impl Behaviour {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_share_fails_exactly_that_share() {
+        let b = Behaviour::from_key("f?fail_pct=50");
+        let failed = (1..=100)
+            .filter(|&n| b.for_request(n).status == 500)
+            .count();
+        assert_eq!(failed, 50);
+        let b = Behaviour::from_key("f?fail_pct=30&status=429");
+        let limited = (1..=100)
+            .filter(|&n| b.for_request(n).status == 429)
+            .count();
+        assert_eq!(limited, 30);
+    }
 
     #[test]
     fn keys_script_the_mock() {
