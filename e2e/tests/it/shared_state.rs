@@ -523,3 +523,92 @@ async fn a_429_storm_on_every_account_is_not_amplified() {
     assert!(wave.iter().all(|r| r.status() == 429));
     assert_eq!(c.mock.stats.total(), calls, "cooled accounts were called");
 }
+
+#[tokio::test]
+async fn a_replica_killed_during_100_streams_breaks_only_its_own_and_its_leases_expire() {
+    let accounts = [
+        ("a", "a?chunk_ms=150&chunks=12", ""),
+        ("b", "b?chunk_ms=150&chunks=12", ""),
+    ];
+    let spec = one_tier(
+        &["a", "b"],
+        "round-robin",
+        "  retry: {perTryTimeout: 4s, firstByteTimeout: 2s}\n",
+    );
+    let mut c = Cluster::start(2, &accounts, &spec).await;
+    let streams: Vec<_> = (0..100)
+        .map(|i| {
+            let url = c.proxies[i % 2].url("/v1/chat/completions");
+            let http = c.http.clone();
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .json(&chat_body("gpt-test", true))
+                    .send()
+                    .await;
+                let Ok(r) = r else { return Err(()) };
+                // a stream that breaks off is an error, not a short answer
+                let text = r.text().await.map_err(|_| ())?;
+                let (content, _) = read_stream_text(&text);
+                Ok(content)
+            })
+        })
+        .collect();
+    eventually("all 100 streams are flowing", || async {
+        c.mock.stats.get("a").in_flight + c.mock.stats.get("b").in_flight == 100
+    })
+    .await;
+    let killed = std::time::Instant::now();
+    drop(c.proxies.remove(0)); // SIGKILL
+    let mut survived = 0;
+    let mut broken = 0;
+    for (i, s) in streams.into_iter().enumerate() {
+        match s.await.unwrap() {
+            Ok(content) if i % 2 == 1 => {
+                assert!(content.starts_with("mock reply"), "{content}");
+                survived += 1;
+            }
+            Ok(content) => panic!("a stream of the killed replica ended normally: {content}"),
+            Err(()) => {
+                assert_eq!(i % 2, 0, "a stream of the live replica broke");
+                broken += 1;
+            }
+        }
+    }
+    let over = killed.elapsed();
+    eprintln!(
+        "SIGKILL during 100 streams: {survived} finished, {broken} broken, all done {over:?} after the kill"
+    );
+    assert_eq!((survived, broken), (50, 50));
+    assert!(over < Duration::from_secs(5), "a client waited {over:?}");
+    // the live replica returned its leases at once; the dead one's expire
+    // after perTryTimeout + 5 s
+    let m = metrics_of(&c.http, &c.proxies[0]).await;
+    assert_eq!(metric_sum(&m, "llmpool_account_in_flight"), 0);
+    let held = redis_leases(&c.redis, "a") + redis_leases(&c.redis, "b");
+    assert!(held <= 50, "only the dead replica's leases remain: {held}");
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let body = chat_body("gpt-test", false);
+    let _ = c.ask(0, &body).await;
+    eventually("the dead replica's leases expired", || async {
+        redis_leases(&c.redis, "a") + redis_leases(&c.redis, "b") == 0
+    })
+    .await;
+}
+
+/// The content of an SSE text.
+fn read_stream_text(text: &str) -> (String, usize) {
+    let mut content = String::new();
+    let mut events = 0;
+    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        events += 1;
+        if let Ok(v) = serde_json::from_str::<Value>(data)
+            && let Some(c) = v
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        {
+            content.push_str(c);
+        }
+    }
+    (content, events)
+}
