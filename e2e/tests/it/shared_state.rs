@@ -612,3 +612,110 @@ fn read_stream_text(text: &str) -> (String, usize) {
     }
     (content, events)
 }
+
+/// A TCP proxy in front of Redis that holds every chunk for `delay` ms
+/// before passing it on.
+async fn slow_link(to: u16, delay: Arc<std::sync::atomic::AtomicU64>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            type Read = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+            type Write = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+            let pairs: [(Read, Write); 2] =
+                [(Box::new(cr), Box::new(sw)), (Box::new(sr), Box::new(cw))];
+            for (mut from, mut into) in pairs {
+                let delay = delay.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let wait = delay.load(Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        if into.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_slow_redis_costs_a_request_its_call_limit_not_its_latency() {
+    let mock = MockProvider::start().await.unwrap();
+    let redis = RedisServer::start().unwrap();
+    let delay = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let port = slow_link(redis.port, delay.clone()).await;
+    let dir = ConfigDir::new().unwrap();
+    write_config(
+        &dir,
+        &mock,
+        &[("a", "a", "")],
+        &one_tier(&["a"], "round-robin", ""),
+    );
+    let url = format!("redis://127.0.0.1:{port}");
+    let proxies: Vec<Process> = (0..2)
+        .map(|_| {
+            let args = ["--redis", url.as_str(), "--redis-timeout", "50ms"];
+            Process::start(dir.path(), &args, &[]).unwrap_or_else(|f| panic!("{f:?}"))
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let degraded = |p: &Process| {
+        let (http, url) = (http.clone(), p.url("/readyz"));
+        async move {
+            let r: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            r["stateDegraded"] == true
+        }
+    };
+    for p in &proxies {
+        eventually("connected", || async { !degraded(p).await }).await;
+    }
+    // Redis now answers 2 × 300 ms late, six times the call limit
+    delay.store(300, Ordering::Relaxed);
+    let mut slowest = Duration::ZERO;
+    for i in 0..40 {
+        let started = std::time::Instant::now();
+        let r = http
+            .post(proxies[i % 2].url("/v1/chat/completions"))
+            .json(&chat_body("gpt-test", i % 4 == 0))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("Redis 600 ms slow: 40 of 40 served, slowest {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a request waited on Redis: {slowest:?}"
+    );
+    for p in &proxies {
+        assert!(degraded(p).await, "the replica serves on its local view");
+    }
+    // Redis fast again: the replicas return to it
+    delay.store(0, Ordering::Relaxed);
+    for p in &proxies {
+        eventually("back on Redis", || async {
+            let _ = http
+                .post(p.url("/v1/chat/completions"))
+                .json(&chat_body("gpt-test", false))
+                .send()
+                .await;
+            !degraded(p).await
+        })
+        .await;
+    }
+}
