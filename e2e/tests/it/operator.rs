@@ -527,3 +527,81 @@ async fn a_leader_stopped_with_sigterm_hands_over_without_waiting_for_the_lease(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn an_operator_killed_mid_reconcile_leaves_the_proxies_serving_and_a_new_one_finishes_the_job()
+ {
+    let mut s = Stack::start().await;
+    let url = s.mock.base_url();
+    let names: Vec<String> = (0..40).map(|i| format!("acct-{i:02}")).collect();
+    let keys: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
+    s.api.apply("secrets", secret(&keys));
+    for n in &names {
+        s.api.apply("llmaccounts", account(n, &url, n));
+    }
+    let first: Vec<&str> = names[..20].iter().map(String::as_str).collect();
+    s.api.apply("modelroutes", route(&first, "round-robin"));
+    // a short Lease: the new operator takes over once the dead one's expires
+    let lease = ["--namespace", NS, "--lease-duration", "3s"];
+    s.operator(&lease);
+    s.proxies(2, &[]).await;
+    assert!(
+        s.served(4)
+            .await
+            .keys()
+            .all(|k| first.contains(&k.as_str()))
+    );
+
+    // traffic throughout; the route moves to the other 20 accounts and the
+    // operator is killed while it works on that change
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (http, urls, stop) = (
+            s.http.clone(),
+            s.proxies
+                .iter()
+                .map(|p| p.url("/v1/chat/completions"))
+                .collect::<Vec<_>>(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for url in &urls {
+                    let r = http
+                        .post(url)
+                        .json(&chat_body("gpt-test", false))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(r.status().as_u16());
+                }
+            }
+            statuses
+        })
+    };
+    let second: Vec<&str> = names[20..].iter().map(String::as_str).collect();
+    s.api.apply("modelroutes", route(&second, "round-robin"));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    drop(s.operators.remove(0)); // SIGKILL, debounce over, reconcile under way
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.operator(&lease);
+    let took = s.until_served_by(&second).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = traffic.await.unwrap();
+    eprintln!(
+        "operator killed mid-reconcile: {} requests, all 200: {}; the change served {took:?} after the new operator started",
+        statuses.len(),
+        statuses.iter().all(|&c| c == 200)
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the new operator took {took:?}"
+    );
+    assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
+    // the two objects are a matching pair again
+    let cm = s.api.get("configmaps", NS, "llmpool-routes").unwrap();
+    let secret = s.api.get("secrets", NS, "llmpool-credentials").unwrap();
+    let hash = |o: &Value| o["metadata"]["annotations"]["llmpool.dev/content-hash"].clone();
+    assert_eq!(hash(&cm), hash(&secret));
+}
