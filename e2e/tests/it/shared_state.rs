@@ -428,11 +428,18 @@ async fn half_the_upstream_calls_failing_loses_no_count_and_leaks_no_lease() {
         ("c", "c?fail_pct=50", ""),
     ];
     let c = Cluster::start(2, &accounts, &one_tier(&["a", "b", "c"], "round-robin", "")).await;
+    // warm both replicas' connection pools, then take the baseline
+    for i in 0..8 {
+        let _ = c.ask(i % 2, &chat_body("gpt-test", false)).await;
+    }
+    let fds_before: Vec<usize> = c.proxies.iter().map(Process::open_fds).collect();
     let started = std::time::Instant::now();
+    // its own client, so its connections close when it is dropped
+    let load = reqwest::Client::new();
     let results = join_all((0..200).map(|i| {
         let body = chat_body("gpt-test", i % 2 == 0);
         let url = c.proxies[i % 2].url("/v1/chat/completions");
-        let http = c.http.clone();
+        let http = load.clone();
         async move {
             let r = http.post(url).json(&body).send().await.unwrap();
             let status = r.status().as_u16();
@@ -471,7 +478,11 @@ async fn half_the_upstream_calls_failing_loses_no_count_and_leaks_no_lease() {
         c.mock.stats.total(),
         "attempts counted vs calls the provider saw"
     );
-    assert_eq!(answered + refused, 200, "each request counted once");
+    assert_eq!(
+        answered + refused,
+        200 + 8,
+        "each request (and the 8 warm-ups) counted once"
+    );
     // and every lease is back, in Redis and on each replica
     eventually("no lease left in Redis", || async {
         ["a", "b", "c"]
@@ -482,6 +493,16 @@ async fn half_the_upstream_calls_failing_loses_no_count_and_leaks_no_lease() {
     for p in &c.proxies {
         let m = metrics_of(&c.http, p).await;
         assert_eq!(metric_sum(&m, "llmpool_account_in_flight"), 0, "{m}");
+    }
+    // once the clients hang up, a replica keeps only its pooled upstream
+    // connections (at most one per concurrent attempt it made): no leak
+    drop(load);
+    for (p, before) in c.proxies.iter().zip(&fds_before) {
+        eventually("client connections closed", || async {
+            p.open_fds() <= before + 120
+        })
+        .await;
+        eprintln!("fds: {before} before, {} after 200 requests", p.open_fds());
     }
 }
 
