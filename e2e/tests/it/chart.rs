@@ -187,6 +187,18 @@ fn the_chart_lints_and_every_value_set_renders_a_least_privilege_hardened_instal
         let c = &spec["containers"][0];
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{at}");
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz", "{at}");
+        // on the admin listener, outside the data port's connection cap
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(c[probe]["httpGet"]["port"], "admin", "{at}");
+        }
+        assert!(
+            c["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--admin-listen=0.0.0.0:9090"),
+            "{at}"
+        );
         let grace: u64 = c["args"]
             .as_array()
             .unwrap()
