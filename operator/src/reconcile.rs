@@ -331,4 +331,6 @@ impl Reconciler {
 }
 
 #[cfg(test)]
+mod client_tests;
+#[cfg(test)]
 mod tests;

@@ -59,6 +59,16 @@ struct Track {
     daily: bool,
 }
 
+impl Track {
+    /// What an account with `limits` keeps.
+    fn of(limits: &CompiledLimits) -> Self {
+        Self {
+            tokens: limits.tokens_per_minute.is_some(),
+            daily: limits.daily_tokens.is_some(),
+        }
+    }
+}
+
 impl AccountState {
     /// Drops what left the windows; returns how long until `limits` admit
     /// one more request of `estimate` tokens (None: now).
@@ -275,10 +285,7 @@ impl Inner {
             .accounts
             .entry(account_key(ns, &c.account))
             .or_default();
-        let track = Track {
-            tokens: c.limits.tokens_per_minute.is_some(),
-            daily: c.limits.daily_tokens.is_some(),
-        };
+        let track = Track::of(&c.limits);
         acct.take(id, estimate, now + lease_ttl, now, true, track);
         id
     }
@@ -432,10 +439,7 @@ impl StateStore for MemoryStore {
         let c = done.candidate;
         let lease = done.lease;
         let mut inner = self.lock();
-        let track = Track {
-            tokens: c.limits.tokens_per_minute.is_some(),
-            daily: c.limits.daily_tokens.is_some(),
-        };
+        let track = Track::of(&c.limits);
         if let Some(acct) = inner.accounts.get_mut(&account_key(ns, &c.account)) {
             acct.settle(lease.id, lease.reserved_tokens, done.tokens_used, track);
         }

@@ -80,14 +80,7 @@ async fn each_client_key_is_held_to_its_models_limits_expiry_and_flag() {
     let proxy = Process::start(dir.path(), &[], &[("LLMPOOL_API_KEYS", FLAT)]).unwrap();
     let http = reqwest::Client::new();
 
-    let ready: Value = http
-        .get(proxy.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&http, &proxy).await;
     assert_eq!(ready["auth"], "clients", "{ready}");
 
     let none = http
@@ -225,15 +218,7 @@ async fn a_client_added_or_deleted_takes_effect_without_a_restart() {
     // with no client and no flat list left, the gateway is open and says so
     std::fs::remove_file(dir.path().join("team-d.yaml")).unwrap();
     eventually("the gateway opens", || async {
-        let r: Value = http
-            .get(proxy.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["auth"] == "open"
+        readyz(&http, &proxy).await["auth"] == "open"
     })
     .await;
     assert!(

@@ -84,6 +84,12 @@ impl Env {
     }
 }
 
+/// The /readyz answer of a proxy.
+pub async fn readyz(http: &reqwest::Client, process: &Process) -> Value {
+    let r = http.get(process.url("/readyz")).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
 /// The /metrics text of a proxy or operator process.
 pub async fn metrics_of(http: &reqwest::Client, process: &Process) -> String {
     let url = process.url("/metrics");

@@ -89,17 +89,7 @@ impl Cluster {
     }
 
     async fn degraded(&self, replica: usize) -> bool {
-        let url = self.proxies[replica].url("/readyz");
-        let r: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["stateDegraded"] == true
+        readyz(&self.http, &self.proxies[replica]).await["stateDegraded"] == true
     }
 }
 
@@ -693,13 +683,7 @@ async fn a_slow_redis_costs_a_request_its_call_limit_not_its_latency() {
         })
         .collect();
     let http = reqwest::Client::new();
-    let degraded = |p: &Process| {
-        let (http, url) = (http.clone(), p.url("/readyz"));
-        async move {
-            let r: Value = http.get(url).send().await.unwrap().json().await.unwrap();
-            r["stateDegraded"] == true
-        }
-    };
+    let degraded = async |p: &Process| readyz(&http, p).await["stateDegraded"] == true;
     for p in &proxies {
         eventually("connected", || async { !degraded(p).await }).await;
     }

@@ -47,20 +47,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let names: Vec<Arc<str>> = snapshot.accounts.values().map(|a| a.name.clone()).collect();
     app.metrics.account_limit.reset();
     for account in snapshot.accounts.values() {
-        let l = &account.compiled.limits;
-        for (limit, value) in [
-            ("requests_per_minute", l.requests_per_minute.map(u64::from)),
-            ("tokens_per_minute", l.tokens_per_minute),
-            ("max_concurrency", l.max_concurrency.map(u64::from)),
-            ("daily_tokens", l.daily_tokens),
-        ] {
-            if let Some(v) = value {
-                app.metrics
-                    .account_limit
-                    .with_label_values(&[&*account.name, limit])
-                    .set(i64::try_from(v).unwrap_or(i64::MAX));
-            }
-        }
+        set_limits(
+            &app.metrics.account_limit,
+            &account.name,
+            &account.compiled.limits,
+        );
     }
     if let Ok(views) = app.store.view(&snapshot.namespace, &names).await {
         app.metrics.cooldown_seconds.reset();
@@ -103,20 +94,7 @@ async fn client_metrics(app: &App, snapshot: &crate::snapshot::Snapshot) {
     let names = snapshot.clients.names();
     app.metrics.client_limit.reset();
     for client in snapshot.clients.iter() {
-        let l = &client.limits;
-        for (limit, value) in [
-            ("requests_per_minute", l.requests_per_minute.map(u64::from)),
-            ("tokens_per_minute", l.tokens_per_minute),
-            ("max_concurrency", l.max_concurrency.map(u64::from)),
-            ("daily_tokens", l.daily_tokens),
-        ] {
-            if let Some(v) = value {
-                app.metrics
-                    .client_limit
-                    .with_label_values(&[&*client.name, limit])
-                    .set(i64::try_from(v).unwrap_or(i64::MAX));
-            }
-        }
+        set_limits(&app.metrics.client_limit, &client.name, &client.limits);
     }
     let Ok(usage) = app.store.client_usage(&snapshot.namespace, &names).await else {
         return;
@@ -132,6 +110,26 @@ async fn client_metrics(app: &App, snapshot: &crate::snapshot::Snapshot) {
             app.metrics
                 .client_usage
                 .with_label_values(&[&**name, window])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// One gauge sample per configured limit of an account or client.
+fn set_limits(
+    gauge: &prometheus::IntGaugeVec,
+    name: &str,
+    l: &llmpool_crds::table::CompiledLimits,
+) {
+    for (limit, value) in [
+        ("requests_per_minute", l.requests_per_minute.map(u64::from)),
+        ("tokens_per_minute", l.tokens_per_minute),
+        ("max_concurrency", l.max_concurrency.map(u64::from)),
+        ("daily_tokens", l.daily_tokens),
+    ] {
+        if let Some(v) = value {
+            gauge
+                .with_label_values(&[name, limit])
                 .set(i64::try_from(v).unwrap_or(i64::MAX));
         }
     }

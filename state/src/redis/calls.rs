@@ -10,7 +10,7 @@ use super::keys::Keys;
 use crate::clock::DAY_MS;
 use crate::{
     AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, BUSY_RETRY_MS, Candidate, Completion, Outcome,
-    WINDOW_MS, client_tokens, ms,
+    SessionRef, WINDOW_MS, client_tokens, ms,
 };
 use llmpool_crds::table::CompiledLimits;
 
@@ -99,6 +99,11 @@ struct CompleteArgs<'a> {
     events: String,
 }
 
+/// The session's binding, or the unused slot.
+fn session_key(keys: &Keys, session: Option<&SessionRef>) -> String {
+    session.map_or_else(|| keys.none(), |s| keys.session(&s.key))
+}
+
 fn json(args: &impl Serialize) -> Vec<u8> {
     // plain structs of numbers, booleans and strings always serialize
     serde_json::to_vec(args).unwrap_or_default()
@@ -113,10 +118,7 @@ pub(super) fn admit<'a>(
     now: u64,
 ) -> ScriptInvocation<'a> {
     let mut inv = script.key(keys.seq());
-    inv.key(match req.session {
-        Some(s) => keys.session(&s.key),
-        None => keys.none(),
-    });
+    inv.key(session_key(keys, req.session));
     match req.client {
         Some(c) => inv.key(&keys.client(&c.name).windows(now)),
         None => {
@@ -175,17 +177,14 @@ pub(super) fn complete<'a>(
     let c: &Candidate = done.candidate;
     let account = keys.account(&c.account);
     let mut inv = script.key(keys.seq());
-    inv.key(match done.session {
-        Some(s) => keys.session(&s.key),
-        None => keys.none(),
-    })
-    .key(account.leases())
-    .key(account.tokens())
-    .key(account.day(now))
-    .key(account.cooldown_index())
-    .key(account.fails())
-    .key(account.last())
-    .key(&keys.cooldowns(c));
+    inv.key(session_key(keys, done.session))
+        .key(account.leases())
+        .key(account.tokens())
+        .key(account.day(now))
+        .key(account.cooldown_index())
+        .key(account.fails())
+        .key(account.last())
+        .key(&keys.cooldowns(c));
     match done.client {
         Some(client) => {
             let k = keys.client(&client.name);
