@@ -20,13 +20,24 @@ pub struct Settings {
     pub max_json_elements: usize,
     /// Streams relayed at once.
     pub max_streams: usize,
-    /// Largest non-streaming upstream response buffered.
-    pub max_response_bytes: usize,
+    /// What one upstream answer may make the gateway buffer.
+    pub buffers: Buffers,
     /// The flat client key list (simple mode); LlmClients come with the
     /// configuration snapshot.
     pub client_keys: ClientKeys,
     /// How long the account of a stored response (Responses API) is kept.
     pub response_ttl: std::time::Duration,
+}
+
+/// Bounds on what one upstream answer may make the gateway hold in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Buffers {
+    /// Largest non-streaming upstream response buffered.
+    pub response: usize,
+    /// Longest stream line or event buffered; a streamed answer holds at
+    /// most this much plus one read (the relay reads the upstream only as
+    /// fast as the client reads).
+    pub stream_event: usize,
 }
 
 /// Everything shared by the handlers of one process.

@@ -76,6 +76,10 @@ pub struct Args {
     /// Largest non-streaming upstream response buffered, in bytes.
     #[arg(long, env = "LLMPOOL_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_response_bytes: usize,
+    /// Longest line or event of an upstream stream buffered, in bytes; a
+    /// stream that sends a longer one ends with the protocol's error event.
+    #[arg(long, env = "LLMPOOL_MAX_STREAM_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_stream_event_bytes: usize,
     /// Most session bindings kept in memory.
     #[arg(long, env = "LLMPOOL_MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,

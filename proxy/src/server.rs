@@ -5,7 +5,7 @@ use std::sync::Arc;
 use llmpool_crds::Compiled;
 use tokio::net::TcpListener;
 
-use crate::app::{App, Settings};
+use crate::app::{App, Buffers, Settings};
 use crate::cli::Args;
 use crate::clients::ClientKeys;
 use crate::config::dir;
@@ -119,7 +119,10 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         max_json_depth: args.max_json_depth.max(2),
         max_json_elements: args.max_json_elements.max(1),
         max_streams: args.max_streams,
-        max_response_bytes: args.max_response_bytes,
+        buffers: Buffers {
+            response: args.max_response_bytes,
+            stream_event: args.max_stream_event_bytes.max(1024),
+        },
         client_keys: ClientKeys::new(keys.iter().map(String::as_str)),
         response_ttl: args.response_ttl,
     };

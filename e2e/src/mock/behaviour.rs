@@ -10,6 +10,7 @@
 //! | `code=insufficient_quota` | `error.code` / `error.type` of the error body |
 //! | `fault=cut` | stream: stop after `after` content chunks, then drop the connection |
 //! | `fault=stall` | stream: stop after `after` content chunks and go silent, connection open |
+//! | `fault=endless` | stream: after `after` content chunks, one event that never ends (1 KiB `data:` lines without the blank line), as fast as it is read |
 //! | `fault=reset` | close the connection without answering |
 //! | `fault=hang` | never answer |
 //! | `fault=empty` | stream: 200, then end without any event |
@@ -37,6 +38,8 @@ pub enum Fault {
     Cut,
     /// Stop a stream after some content and go silent, connection open.
     Stall,
+    /// After some content, one event that never ends.
+    Endless,
     /// Close the connection without an answer.
     Reset,
     /// Never answer.
@@ -123,6 +126,7 @@ impl Behaviour {
                     b.fault = match v {
                         "cut" => Some(Fault::Cut),
                         "stall" => Some(Fault::Stall),
+                        "endless" => Some(Fault::Endless),
                         "reset" => Some(Fault::Reset),
                         "hang" => Some(Fault::Hang),
                         "empty" => Some(Fault::Empty),

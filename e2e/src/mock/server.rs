@@ -515,6 +515,12 @@ fn stream_response(
                 kill.0.notify_one();
                 return;
             }
+            if content && b.fault == Some(Fault::Endless) && content_sent == b.after {
+                // data lines without the blank line that ends an event
+                let line = format!("data: {}\n", "x".repeat(1024));
+                while send(line.clone()).await {}
+                return;
+            }
             if content && b.fault == Some(Fault::Stall) && content_sent == b.after {
                 // keep the connection open, say nothing, until the reader goes
                 tx.closed().await;

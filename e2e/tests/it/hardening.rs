@@ -525,3 +525,47 @@ async fn too_many_messages_or_streams_get_a_clear_refusal_in_the_clients_protoco
         "room again"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_event_that_never_ends_is_cut_off_at_the_buffer_limit() {
+    let accounts = [("endless", "endless?fault=endless&after=1", "")];
+    let env = Env::start_with(
+        &accounts,
+        &one_tier(&["endless"], "fill-first", ""),
+        &["--max-stream-event-bytes", "65536"],
+        &[],
+    )
+    .await;
+    let rss_before = env.proxy.rss_kib();
+    let r = env.chat(&chat_body("gpt-test", true)).await;
+    assert_eq!(r.status(), 200);
+    // without the bound the gateway keeps reading the one event forever
+    let (content, payloads) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), read_stream(r))
+            .await
+            .expect("the stream was still open after 30 s");
+    assert!(
+        content.starts_with("mock"),
+        "content before the event: {content}"
+    );
+    let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
+    let message = openai_error(&last)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("over-long"), "{message}");
+    env.wait_for_metric("llmpool_streams_open 0").await;
+    // and the upstream request was given up, not left streaming
+    let mut waited = 0;
+    while env.mock.stats.get("endless").in_flight > 0 && waited < 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        env.mock.stats.get("endless").in_flight,
+        0,
+        "upstream left open"
+    );
+    let grown = env.proxy.rss_kib().saturating_sub(rss_before);
+    assert!(
+        grown < 32 * 1024,
+        "the proxy grew by {grown} KiB for one stream"
+    );
+}

@@ -12,6 +12,7 @@ use llmpool_crds::table::RetryPolicy;
 use tokio::time::{Instant, timeout_at};
 
 use super::call::{self, ClientApi, Outgoing};
+use crate::app::Buffers;
 use crate::protocol::ir::Usage;
 use crate::protocol::sse::{self, Event};
 use crate::protocol::stream::{self as pstream, ChunkKind, Framer, GeminiFraming, Translator};
@@ -23,8 +24,6 @@ use crate::upstream::redact::Redactor;
 
 /// Largest upstream error body kept (to classify it or hand it on).
 const MAX_ERROR_BODY: usize = 64 * 1024;
-/// Longest SSE line accepted from an upstream.
-pub const MAX_SSE_LINE: usize = 4 * 1024 * 1024;
 
 /// A good answer, ready to be sent on.
 pub enum Reply {
@@ -96,7 +95,7 @@ pub async fn send(
     api: ClientApi,
     stream: bool,
     retry: &RetryPolicy,
-    max_response: usize,
+    buffers: Buffers,
     estimate: u64,
 ) -> Result<Reply, AttemptError> {
     let client = member
@@ -162,7 +161,7 @@ pub async fn send(
     }
     let exhausted = hints::exhausted_for(&headers, std::time::SystemTime::now());
     if !stream {
-        let body = read_bounded_strict(response, max_response, deadline).await?;
+        let body = read_bounded_strict(response, buffers.response, deadline).await?;
         let response_id = (wire == Wire::Responses)
             .then(|| openai::responses::id_of(&body))
             .flatten();
@@ -198,6 +197,7 @@ pub async fn send(
         first_byte,
         deadline,
         idle: Duration::from_millis(retry.stream_idle_timeout_ms),
+        max_event: buffers.stream_event,
     };
     commit_stream(status, response, mode, wire, timing, exhausted, redactor).await
 }
@@ -207,6 +207,8 @@ struct Timing {
     first_byte: Instant,
     deadline: Instant,
     idle: Duration,
+    /// Longest line or event buffered.
+    max_event: usize,
 }
 
 async fn commit_stream(
@@ -219,7 +221,7 @@ async fn commit_stream(
     redactor: Redactor,
 ) -> Result<Reply, AttemptError> {
     let mut upstream = response.bytes_stream().boxed();
-    let mut parser = sse::Parser::new(MAX_SSE_LINE);
+    let mut parser = sse::Parser::new(timing.max_event);
     let mut held = BytesMut::new();
     let mut events: Vec<Event> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
@@ -236,7 +238,7 @@ async fn commit_stream(
         };
         parser.feed(&chunk, &mut events);
         if parser.overflowed() || held.len() > MAX_ERROR_BODY * 16 {
-            return Err(AttemptError::TooLarge(MAX_SSE_LINE));
+            return Err(AttemptError::TooLarge(timing.max_event));
         }
         if let Mode::Pass = mode {
             held.extend_from_slice(&chunk);

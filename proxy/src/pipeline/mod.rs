@@ -220,7 +220,7 @@ pub async fn run(
             call.api,
             call.stream,
             &limits,
-            app.settings.max_response_bytes,
+            app.settings.buffers,
             call.estimated_tokens,
         )
         .await;

@@ -23,15 +23,18 @@ pub struct Parser {
 }
 
 impl Parser {
-    /// A parser that refuses lines longer than `max_line` bytes.
-    pub fn new(max_line: usize) -> Self {
+    /// A parser that refuses a line, or an event (its data lines so far and
+    /// the line being read), longer than `max` bytes, so what it buffers for
+    /// one stream stays under `max` whatever the upstream sends.
+    pub fn new(max: usize) -> Self {
         Self {
-            max_line,
+            max_line: max,
             ..Self::default()
         }
     }
 
-    /// Whether a line ran past the limit (the stream should be failed).
+    /// Whether a line or an event ran past the limit (the stream should be
+    /// failed).
     pub fn overflowed(&self) -> bool {
         self.overflow
     }
@@ -68,7 +71,8 @@ impl Parser {
     }
 
     fn push_line_bytes(&mut self, bytes: &[u8]) {
-        let room = self.max_line.saturating_sub(self.line.len());
+        let pending = self.line.len() + self.current.data.len();
+        let room = self.max_line.saturating_sub(pending);
         if bytes.len() > room {
             self.overflow = true;
         }
@@ -180,5 +184,23 @@ mod tests {
         let mut out = Vec::new();
         p.feed(b"data: 123456\n\n", &mut out);
         assert!(p.overflowed());
+    }
+
+    #[test]
+    fn an_event_of_many_short_lines_is_bounded_too() {
+        let mut p = Parser::new(64);
+        let mut out = Vec::new();
+        for _ in 0..15 {
+            p.feed(b"data: abc\n", &mut out);
+        }
+        assert!(!p.overflowed(), "15 lines of 3 bytes fit in 64");
+        for _ in 0..10 {
+            p.feed(b"data: abc\n", &mut out);
+        }
+        assert!(
+            p.overflowed(),
+            "an event that never ends must not grow without bound"
+        );
+        assert!(out.is_empty());
     }
 }

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use llmpool_crds::manifest::Resources;
 use llmpool_e2e::harness;
 use llmpool_e2e::mock::MockProvider;
-use llmpool_proxy::app::{App, Settings};
+use llmpool_proxy::app::{App, Buffers, Settings};
 use llmpool_proxy::clients::ClientKeys;
 use llmpool_proxy::ingress;
 use llmpool_proxy::metrics::Metrics;
@@ -60,7 +60,10 @@ fn app(mock: &MockProvider, accounts: &[(&str, &str, &str)], route_extra: &str) 
             max_json_depth: 64,
             max_json_elements: 10_000,
             max_streams: 10_000,
-            max_response_bytes: 1 << 24,
+            buffers: Buffers {
+                response: 1 << 24,
+                stream_event: 1 << 20,
+            },
             client_keys: ClientKeys::default(),
             response_ttl: Duration::from_secs(3600),
         },
