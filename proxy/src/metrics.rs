@@ -61,6 +61,9 @@ pub struct Metrics {
     pub streams_open: IntGauge,
     /// Client connections open now.
     pub connections_open: IntGauge,
+    /// Tasks alive on the runtime (connections, streams, background loops),
+    /// read at each scrape: it returns to its baseline once traffic stops.
+    pub runtime_tasks: IntGauge,
     /// Client connections refused because the cap was reached.
     pub connections_refused: prometheus::IntCounter,
     /// Time from a request's arrival to its response head, by client API.
@@ -226,6 +229,11 @@ impl Metrics {
             "Client connections open now.",
         )?;
         registry.register(Box::new(connections_open.clone()))?;
+        let runtime_tasks = IntGauge::new(
+            "llmpool_runtime_tasks",
+            "Tasks alive on the proxy's runtime (connections, streams, background loops).",
+        )?;
+        registry.register(Box::new(runtime_tasks.clone()))?;
         let connections_refused = prometheus::IntCounter::new(
             "llmpool_client_connections_refused_total",
             "Client connections refused with a 503 because the connection cap was reached.",
@@ -264,6 +272,7 @@ impl Metrics {
             client_usage,
             streams_open,
             connections_open,
+            runtime_tasks,
             connections_refused,
             request_seconds,
             registry,

@@ -96,6 +96,23 @@ pub async fn metrics_of(http: &reqwest::Client, process: &Process) -> String {
     http.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// The sum of every sample of `metric` (all label sets) in a /metrics text.
+pub fn metric_sum(text: &str, metric: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Tasks alive on a proxy's runtime now (`llmpool_runtime_tasks`).
+pub async fn runtime_tasks(http: &reqwest::Client, process: &Process) -> u64 {
+    metric_sum(&metrics_of(http, process).await, "llmpool_runtime_tasks")
+}
+
 pub fn write_config(dir: &ConfigDir, mock: &MockProvider, accounts: &[Acct<'_>], route_spec: &str) {
     let keys: Vec<(String, String)> = accounts
         .iter()

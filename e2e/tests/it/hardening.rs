@@ -355,6 +355,9 @@ async fn slow_and_silent_clients_are_cut_off_and_a_full_server_says_503_at_once(
     )
     .await;
     let addr = env.proxy.addr;
+    assert_eq!(env.served_by("gpt-test").await, "a");
+    let fds_before = env.proxy.open_fds();
+    let tasks_before = runtime_tasks(&env.http, &env.proxy).await;
 
     // slowloris: headers one byte every 200 ms are cut off after the header limit
     let mut slow = Vec::new();
@@ -427,6 +430,14 @@ async fn slow_and_silent_clients_are_cut_off_and_a_full_server_says_503_at_once(
         metrics.contains("llmpool_client_connections_refused_total 1"),
         "{metrics}"
     );
+    // nothing of the 52 cut-off connections is left: descriptors and tasks
+    // are back to what one served client needed
+    drop(partial);
+    eventually("descriptors and tasks back to the baseline", || async {
+        env.proxy.open_fds() <= fds_before + 1
+            && runtime_tasks(&env.http, &env.proxy).await <= tasks_before + 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -537,6 +548,7 @@ async fn an_upstream_event_that_never_ends_is_cut_off_at_the_buffer_limit() {
     )
     .await;
     let rss_before = env.proxy.rss_kib();
+    let tasks_before = runtime_tasks(&env.http, &env.proxy).await;
     let r = env.chat(&chat_body("gpt-test", true)).await;
     assert_eq!(r.status(), 200);
     // without the bound the gateway keeps reading the one event forever
@@ -563,6 +575,12 @@ async fn an_upstream_event_that_never_ends_is_cut_off_at_the_buffer_limit() {
         0,
         "upstream left open"
     );
+    // the pooled upstream connection is not reused (the answer never
+    // ended): its task is gone with it
+    eventually("tasks back to the baseline", || async {
+        runtime_tasks(&env.http, &env.proxy).await <= tasks_before
+    })
+    .await;
     let grown = env.proxy.rss_kib().saturating_sub(rss_before);
     assert!(
         grown < 32 * 1024,

@@ -385,18 +385,6 @@ async fn replicas_under_traffic_are_back_on_redis_within_seconds_of_its_return()
     assert!(took < Duration::from_secs(4), "recovery took {took:?}");
 }
 
-/// The sum of every sample of `metric` (all label sets) in a /metrics text.
-fn metric_sum(text: &str, metric: &str) -> u64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(metric)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
-
 /// Leases an account holds in Redis now.
 fn redis_leases(redis: &RedisServer, account: &str) -> u64 {
     let out = std::process::Command::new("redis-cli")
@@ -423,6 +411,10 @@ async fn half_the_upstream_calls_failing_loses_no_count_and_leaks_no_lease() {
         let _ = c.ask(i % 2, &chat_body("gpt-test", false)).await;
     }
     let fds_before: Vec<usize> = c.proxies.iter().map(Process::open_fds).collect();
+    let mut tasks_before = Vec::new();
+    for p in &c.proxies {
+        tasks_before.push(runtime_tasks(&c.http, p).await);
+    }
     let started = std::time::Instant::now();
     // its own client, so its connections close when it is dropped
     let load = reqwest::Client::new();
@@ -487,12 +479,23 @@ async fn half_the_upstream_calls_failing_loses_no_count_and_leaks_no_lease() {
     // once the clients hang up, a replica keeps only its pooled upstream
     // connections (at most one per concurrent attempt it made): no leak
     drop(load);
-    for (p, before) in c.proxies.iter().zip(&fds_before) {
+    for ((p, before), tasks) in c.proxies.iter().zip(&fds_before).zip(&tasks_before) {
         eventually("client connections closed", || async {
             p.open_fds() <= before + 120
         })
         .await;
-        eprintln!("fds: {before} before, {} after 200 requests", p.open_fds());
+        // each task left over is a pooled upstream connection's, which
+        // also holds a descriptor: no task per request, stream or retry
+        let pooled = p.open_fds().saturating_sub(*before) as u64;
+        let tasks_now = runtime_tasks(&c.http, p).await;
+        eprintln!(
+            "fds: {before} before, {} after 200 requests; tasks {tasks} before, {tasks_now} after",
+            p.open_fds()
+        );
+        assert!(
+            tasks_now <= tasks + pooled + 4,
+            "tasks {tasks} -> {tasks_now} with {pooled} more descriptors"
+        );
     }
 }
 

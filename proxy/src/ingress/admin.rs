@@ -81,6 +81,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics
         .state_degraded
         .set(i64::from(app.store.degraded()));
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    app.metrics
+        .runtime_tasks
+        .set(i64::try_from(tasks).unwrap_or(i64::MAX));
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
