@@ -248,6 +248,13 @@ impl Process {
             .unwrap_or(0)
     }
 
+    /// Threads of the process (Linux, from /proc).
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// Resident memory in KiB (Linux, from /proc).
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))

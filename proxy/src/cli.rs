@@ -109,6 +109,12 @@ pub struct Args {
     /// How long streams may run on after SIGTERM before the process exits.
     #[arg(long, env = "LLMPOOL_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Runtime worker threads (default: the CPUs this process may use). `1`
+    /// runs everything on one thread with no cross-thread wake-ups: the
+    /// cheapest mode for a pod limited to one CPU or less. Use more where the
+    /// pod has more than one CPU to spend.
+    #[arg(long, env = "LLMPOOL_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "LLMPOOL_LOG", default_value = "info")]
     pub log: String,

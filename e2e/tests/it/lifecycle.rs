@@ -1,4 +1,5 @@
-//! Graceful shutdown: SIGTERM stops new work but lets open streams finish.
+//! Process lifecycle: SIGTERM stops new work but lets open streams finish;
+//! the runtime runs on one worker thread when told to.
 
 use std::time::Duration;
 
@@ -27,4 +28,39 @@ async fn sigterm_lets_a_running_stream_finish_then_exits_cleanly() {
         "clean exit after the stream"
     );
     assert!(env.proxy.logs().iter().any(|l| l.contains("shutting down")));
+}
+
+#[tokio::test]
+async fn one_worker_thread_serves_whole_answers_and_streams() {
+    let accounts = [("a", "a", ""), ("b", "b", "")];
+    let env = Env::start_with(
+        &accounts,
+        &one_tier(&["a", "b"], "round-robin", ""),
+        &["--worker-threads", "1"],
+        &[],
+    )
+    .await;
+    let answers = futures_util::future::join_all((0..20).map(|_| env.ask("gpt-test"))).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let r = env.chat(&chat_body("gpt-test", true)).await;
+    let (content, payloads) = read_stream(r).await;
+    assert!(content.starts_with("mock reply"), "{content}");
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    // the runtime is the main thread: what else runs is the blocking pool
+    // (file reads, name lookups), not one worker per CPU
+    let default = Env::start(&accounts, &one_tier(&["a", "b"], "round-robin", "")).await;
+    let _ = default.ask("gpt-test").await;
+    eprintln!(
+        "threads: {} with one worker, {} by default",
+        env.proxy.threads(),
+        default.proxy.threads()
+    );
+    assert!(env.proxy.threads() < default.proxy.threads() || num_cpus() == 1);
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
