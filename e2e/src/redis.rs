@@ -80,22 +80,46 @@ impl RedisServer {
 
     /// EVAL + EVALSHA calls served so far (from `INFO commandstats`).
     pub fn script_calls(&self) -> u64 {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "info", "commandstats"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        out.lines()
-            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        self.command_calls(|name| name == "evalsha" || name == "eval")
+    }
+
+    /// Commands served so far, every kind but `INFO` (which these
+    /// readings send themselves).
+    pub fn commands(&self) -> u64 {
+        self.command_calls(|name| name != "info")
+    }
+
+    fn command_calls(&self, wanted: impl Fn(&str) -> bool) -> u64 {
+        self.info("commandstats")
+            .lines()
             .filter_map(|l| {
-                l.split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
+                let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.split("calls=").nth(1)?.split(',').next()?;
+                wanted(name).then(|| calls.parse::<u64>().ok())?
             })
             .sum()
+    }
+
+    /// CPU time the server has used (user + system), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        self.info("cpu")
+            .lines()
+            .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn info(&self, section: &str) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "info", section])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
 
     /// Kills the server (SIGKILL): its data is gone.
