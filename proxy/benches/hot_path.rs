@@ -4,14 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use llmpool_crds::manifest::Resources;
 use llmpool_proxy::protocol::{json, openai, sse};
 use llmpool_proxy::routing;
 use llmpool_proxy::snapshot::{Shared, Snapshot};
-use llmpool_proxy::state::{Admission, AdmitRequest, Completion, MemoryStore, Outcome, StateStore};
+use llmpool_proxy::state::MemoryStore;
+
+mod support;
 
 const CONFIG: &str = r#"
 apiVersion: v1
@@ -96,35 +97,7 @@ fn bench(c: &mut Criterion) {
     let store = MemoryStore::new(1000, llmpool_proxy::state::Clock::system());
     let plan = routing::plan(route, "gpt-4o-mini");
     c.bench_function("memory_store_admit_and_complete", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let req = AdmitRequest {
-                    namespace: "bench",
-                    candidates: &plan.candidates,
-                    excluded: &[],
-                    least_busy: false,
-                    session: None,
-                    estimated_tokens: 900,
-                    lease_ttl: Duration::from_secs(60),
-                    client: None,
-                };
-                let Admission::Admitted(lease) = store.admit(&req).await.unwrap() else {
-                    panic!("no capacity")
-                };
-                let done = Completion {
-                    namespace: "bench",
-                    lease: &lease,
-                    candidate: &plan.candidates[lease.index],
-                    outcome: Outcome::Success {
-                        exhausted_for: None,
-                    },
-                    tokens_used: Some(700),
-                    session: None,
-                    client: None,
-                };
-                store.complete(&done).await.unwrap();
-            })
-        })
+        b.iter(|| support::admit_and_complete(&rt, &store, &plan))
     });
 
     let mut stream = String::new();

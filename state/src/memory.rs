@@ -354,6 +354,9 @@ impl StateStore for MemoryStore {
                 .iter()
                 .position(|c| c.tier != tier)
                 .map_or(req.candidates.len(), |n| start + n);
+            // in plan order, the first available candidate is the pick
+            // unless a session or least-busy may prefer another: stop there
+            let first_wins = !req.least_busy && bound.is_none();
             let mut available = Vec::new();
             for idx in start..end {
                 let c = &req.candidates[idx];
@@ -362,7 +365,12 @@ impl StateStore for MemoryStore {
                         earliest = Some(earliest.map_or(BUSY_RETRY_MS, |e| e.min(BUSY_RETRY_MS)));
                         why.count(Cause::Tried);
                     }
-                    Check::Available { probe_scopes } => available.push((idx, probe_scopes)),
+                    Check::Available { probe_scopes } => {
+                        available.push((idx, probe_scopes));
+                        if first_wins {
+                            break;
+                        }
+                    }
                     Check::Blocked(wait, cause) => {
                         earliest = Some(earliest.map_or(wait, |e| e.min(wait)));
                         why.count(cause);

@@ -153,6 +153,9 @@ while i <= n do
   local j = i
   while j <= n and cands[j].tier == tier do j = j + 1 end
   local avail = {}
+  -- in plan order the first available candidate is the pick unless a
+  -- session or least-busy may prefer another: stop there
+  local first_wins = (not a.least_busy) and bound == nil
   for k = i, j - 1 do
     local ok, r, cause = check(cands[k])
     if ok and cands[k].excluded then
@@ -160,6 +163,7 @@ while i <= n do
       why.tried = why.tried + 1
     elseif ok then
       avail[#avail + 1] = { idx = k, probes = r }
+      if first_wins then break end
     else
       earliest = math.min(earliest or r, r)
       why[cause] = why[cause] + 1
