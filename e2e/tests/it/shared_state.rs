@@ -385,11 +385,17 @@ async fn replicas_under_traffic_are_back_on_redis_within_seconds_of_its_return()
     assert!(took < Duration::from_secs(4), "recovery took {took:?}");
 }
 
-/// Leases an account holds in Redis now.
+/// Leases an account holds in Redis now (unexpired).
 fn redis_leases(redis: &RedisServer, account: &str) -> u64 {
+    // a lease's score is its expiry; expired entries are pruned lazily, the
+    // next time an admission looks at the account, and count for nothing
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "zcard"])
+        .args(["-p", &redis.port.to_string(), "zcount"])
         .arg(format!("llmpool:{{default}}:acct:{account}:leases"))
+        .args([format!("({now_ms}"), "+inf".to_owned()])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
