@@ -197,6 +197,29 @@ fn api_label(path: &str) -> Option<&'static str> {
     })
 }
 
+/// A request id unique across replicas without a system call per request:
+/// a random number drawn once per process and a counter, mixed so that ids
+/// look random (32 hex digits, like a UUID's).
+fn new_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: OnceLock<u128> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // a bijection of the counter: distinct requests, distinct ids
+    let first = mix(n.wrapping_add(seed as u64));
+    format!("{first:016x}{:016x}", mix(first ^ (seed >> 64) as u64))
+}
+
+/// splitmix64's finaliser: a bijection on u64 that scatters its bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 async fn request_id(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
     mut request: Request,
@@ -208,7 +231,7 @@ async fn request_id(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        .unwrap_or_else(new_request_id);
     if let Ok(value) = HeaderValue::from_str(&id) {
         request.headers_mut().insert("x-request-id", value);
     }
@@ -244,4 +267,21 @@ async fn request_id(
         });
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_unique_and_shaped_like_a_uuid() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| super::new_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+        // no shared visible prefix between consecutive ids
+        let (a, b) = (super::new_request_id(), super::new_request_id());
+        assert_ne!(a[..8], b[..8]);
+    }
 }
