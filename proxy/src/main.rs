@@ -10,6 +10,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::from_env();
+    // log lines are written by a thread of their own, in batches, so a
+    // request never waits on a write to stdout; nothing is dropped (a full
+    // queue makes the logger wait), and the guard flushes at exit
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("llmpool-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
+        .with_env_filter(EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
     let runtime = match args.worker_threads {
         Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -32,13 +50,6 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> ExitCode {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     match llmpool_proxy::server::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
