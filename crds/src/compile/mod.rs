@@ -9,6 +9,7 @@
 mod account;
 mod client;
 mod diagnostics;
+mod names;
 mod route;
 mod selector;
 
@@ -113,6 +114,8 @@ pub fn compile(inputs: &Inputs<'_>) -> Compiled {
         };
         if name.is_empty() {
             report.error("metadata.name", "every LlmAccount needs a name");
+        } else if let Some(why) = names::invalid(&name) {
+            report.error("metadata.name", why);
         } else if all_accounts.insert(name.clone(), acc).is_some() {
             report.error("metadata.name", "defined more than once");
         }
@@ -149,6 +152,10 @@ pub fn compile(inputs: &Inputs<'_>) -> Compiled {
         };
         if name.is_empty() {
             report.error("metadata.name", "every ModelRoute needs a name");
+            continue;
+        }
+        if let Some(why) = names::invalid(&name) {
+            report.error("metadata.name", why);
             continue;
         }
         if !seen.insert(name.clone()) {
@@ -193,6 +200,10 @@ fn compile_clients(
         };
         if name.is_empty() {
             report.error("metadata.name", "every LlmClient needs a name");
+            continue;
+        }
+        if let Some(why) = names::invalid(&name) {
+            report.error("metadata.name", why);
             continue;
         }
         if table.clients.iter().any(|k| k.name == name) {

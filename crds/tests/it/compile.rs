@@ -491,3 +491,31 @@ fn clients_compile_to_digests_with_their_rules_and_every_problem_named() {
 fn without_clients_nothing_is_enforced() {
     assert!(!compile(GOOD).clients.enforced);
 }
+
+#[test]
+fn names_the_api_server_would_refuse_are_refused_in_local_mode_too() {
+    // found by fuzzing: an account named like the Secret's client-key entry
+    // had its key replaced by the client table when the objects were rendered
+    let yaml = GOOD.replace("name: acct-b,", "name: _clients.json,") + r#"
+---
+apiVersion: llmpool.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: Upper}
+spec:
+  models: [other]
+  targets: [{accounts: {names: [acct-a]}}]
+"#;
+    let c = compile(&yaml);
+    let all = messages(&c).join("\n");
+    assert!(!c.table.accounts.contains_key("_clients.json"), "{all}");
+    assert!(c.credentials.get("_clients.json").is_none());
+    assert!(!c.table.routes.iter().any(|r| r.name == "Upper"), "{all}");
+    let refused: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.field == "metadata.name" && d.message.contains("valid object name"))
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(refused, ["_clients.json", "Upper"], "{all}");
+    assert!(c.table.accounts.contains_key("acct-a"), "the rest still compiles");
+}
