@@ -58,6 +58,7 @@ export LLMPOOL_HELM="$helm_bin"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> building the binaries the end-to-end tests start"
@@ -68,3 +69,7 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # one closing line for the whole suite (cargo prints one per test binary)
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+# every parser of untrusted input under libFuzzer, a bounded time each
+echo "==> fuzzing (FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"
+scripts/fuzz.sh
