@@ -118,10 +118,21 @@ pub async fn saturate(
     requests: usize,
     concurrency: usize,
 ) -> Sample {
+    saturate_all(client, std::slice::from_ref(target), requests, concurrency).await
+}
+
+/// As [`saturate`], the clients spread evenly over `targets` (replicas).
+pub async fn saturate_all(
+    client: &reqwest::Client,
+    targets: &[Target],
+    requests: usize,
+    concurrency: usize,
+) -> Sample {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let workers = (0..concurrency).map(|_| {
-        let (client, target, next) = (client.clone(), target.clone(), next.clone());
+    let workers = (0..concurrency).map(|i| {
+        let target = targets[i % targets.len()].clone();
+        let (client, next) = (client.clone(), next.clone());
         tokio::spawn(async move {
             let mut sample = Sample::default();
             while next.fetch_add(1, Ordering::Relaxed) < requests {

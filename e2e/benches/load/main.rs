@@ -17,14 +17,18 @@
 //!
 //!     cargo build --release -p llmpool-proxy && cargo bench -p llmpool-e2e --bench load
 //!
+//! Last, 1, 2 and 3 replicas sharing one Redis are driven together.
+//!
 //! LOAD_REQUESTS (per saturation run, default 4000), LOAD_RATE (default
 //! 200/s) and LOAD_PACED_SECS (default 5) tune it; LOAD_ROWS (memory,
-//! multi, redis, translated; default all) and LOAD_MODES (whole, stream)
-//! pick what runs; LLMPOOL_PROXY_BIN names another proxy binary to compare.
+//! multi, redis, translated, scale; default all) and LOAD_MODES (whole,
+//! stream) pick what runs; LLMPOOL_PROXY_BIN names another proxy binary to
+//! compare.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod drive;
 mod report;
+mod scale;
 mod system;
 
 use std::process::{Child, Command, Stdio};
@@ -70,6 +74,7 @@ impl Knobs {
 }
 
 /// One measured path: how to reach it and which process to watch.
+#[derive(Clone)]
 struct Path {
     name: &'static str,
     /// The LOAD_ROWS name (baselines always run).
@@ -388,6 +393,25 @@ async fn run(knobs: Knobs, pinned: bool) {
                 rss.saturating_sub(idle_rss) as f64 / opened.max(1) as f64
             ),
         ));
+    }
+
+    if Knobs::wants(&knobs.rows, "scale") {
+        let base = &paths[2];
+        report.scale = scale::run(
+            dir.path(),
+            &redis,
+            &client,
+            knobs.requests,
+            PROXY_CORE,
+            |url| {
+                Path {
+                    base: url,
+                    ..base.clone()
+                }
+                .target("gpt-bench", false)
+            },
+        )
+        .await;
     }
 
     let md = report.markdown();

@@ -30,6 +30,21 @@ pub struct Row {
     pub errors: usize,
 }
 
+/// Replicas sharing one Redis, at saturation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScaleRow {
+    /// Proxies driven together.
+    pub replicas: usize,
+    /// Requests per second through all of them.
+    pub rps: f64,
+    /// Their CPU per request, summed.
+    pub proxy_cpu_us: f64,
+    /// Redis's CPU per request.
+    pub redis_cpu_us: f64,
+    /// Failed requests.
+    pub errors: usize,
+}
+
 /// The whole run.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -39,6 +54,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Memory, Redis and other single figures, with their unit in the name.
     pub figures: Vec<(String, String)>,
+    /// Replicas sharing one Redis.
+    pub scale: Vec<ScaleRow>,
 }
 
 fn pct(a: f64, b: f64) -> String {
@@ -108,6 +125,25 @@ impl Report {
         md.push('\n');
         for (k, v) in &self.figures {
             let _ = writeln!(md, "- {k}: {v}");
+        }
+        if !self.scale.is_empty() {
+            md.push_str(
+                "\nReplicas sharing one Redis (whole answers, 128 clients spread over them):\n\n",
+            );
+            md.push_str("| replicas | req/s | proxy CPU µs/req (all) | Redis CPU µs/req | Redis cores per 1,000 req/s | errors |\n");
+            md.push_str("|---|---|---|---|---|---|\n");
+            for s in &self.scale {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.0} | {:.0} | {:.1} | {:.3} | {} |",
+                    s.replicas,
+                    s.rps,
+                    s.proxy_cpu_us,
+                    s.redis_cpu_us,
+                    s.redis_cpu_us / 1000.0,
+                    s.errors
+                );
+            }
         }
         md
     }
