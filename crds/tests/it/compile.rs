@@ -496,7 +496,8 @@ fn without_clients_nothing_is_enforced() {
 fn names_the_api_server_would_refuse_are_refused_in_local_mode_too() {
     // found by fuzzing: an account named like the Secret's client-key entry
     // had its key replaced by the client table when the objects were rendered
-    let yaml = GOOD.replace("name: acct-b,", "name: _clients.json,") + r#"
+    let yaml = GOOD.replace("name: acct-b,", "name: _clients.json,")
+        + r#"
 ---
 apiVersion: llmpool.dev/v1alpha1
 kind: ModelRoute
@@ -517,5 +518,8 @@ spec:
         .map(|d| d.name.as_str())
         .collect();
     assert_eq!(refused, ["_clients.json", "Upper"], "{all}");
-    assert!(c.table.accounts.contains_key("acct-a"), "the rest still compiles");
+    assert!(
+        c.table.accounts.contains_key("acct-a"),
+        "the rest still compiles"
+    );
 }
