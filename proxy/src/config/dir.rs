@@ -6,9 +6,10 @@
 //! Watching polls the directory's contents (not inotify): it behaves the
 //! same for editors that rename files, for ConfigMap volumes that swap a
 //! symlink, and on network filesystems, and costs a few small reads a second.
-//! A change is applied only once two polls in a row read the same contents
-//! with no write in between (same modification times), so a file caught
-//! half-written (an editor or script writing in place) is never served.
+//! A change is applied only once polls a full interval apart read the same
+//! contents with no write in between (same modification times; see
+//! [`super::settle`]), so a file caught half-written (an editor or script
+//! writing in place) is never served.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -125,8 +126,8 @@ pub async fn watch(
     interval: Duration,
 ) {
     let mut generation = app.snapshots.load().generation;
-    // a change seen once, waiting for the next poll to read it again
-    let mut pending: Option<([u8; 32], [u8; 32])> = None;
+    // a change seen once, waiting for a later poll to read it again
+    let mut settle = super::settle::Settle::new(interval);
     let mut routes_by_file = routes_per_file(&dir);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -142,16 +143,14 @@ pub async fn watch(
             Err(_) => continue,
         };
         if contents.digest == digest {
-            pending = None;
+            settle.clear();
             continue;
         }
         let seen = (contents.digest, contents.stamp);
-        if pending != Some(seen) {
+        if !settle.observe(seen, std::time::Instant::now()) {
             // not yet stable: a writer may still be in the middle of a file
-            pending = Some(seen);
             continue;
         }
-        pending = None;
         digest = contents.digest;
         let now = routes_in(&contents);
         for (file, before) in &routes_by_file {

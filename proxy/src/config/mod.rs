@@ -3,3 +3,4 @@
 
 pub mod dir;
 pub mod kube;
+pub mod settle;
