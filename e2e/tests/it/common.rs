@@ -113,6 +113,51 @@ pub async fn runtime_tasks(http: &reqwest::Client, process: &Process) -> u64 {
     metric_sum(&metrics_of(http, process).await, "llmpool_runtime_tasks")
 }
 
+/// What a proxy holds at rest, to compare with once a fault is over.
+pub struct Baseline {
+    fds: usize,
+    tasks: u64,
+    rss_kib: u64,
+}
+
+impl Baseline {
+    /// Reads it now (through `http`, which must also do the later check).
+    pub async fn take(http: &reqwest::Client, proxy: &Process) -> Self {
+        Self {
+            fds: proxy.open_fds(),
+            tasks: runtime_tasks(http, proxy).await,
+            rss_kib: proxy.rss_kib(),
+        }
+    }
+
+    /// Waits until the proxy is back at rest: whatever descriptors are left
+    /// over are connections kept for reuse (at most `kept`: pooled upstream
+    /// ones, and clients' keep-alive ones), every task left over holds one
+    /// of them (no task per request, stream, retry or Redis call outlives
+    /// it; a few per account's HTTP client are allowed), and memory grew by
+    /// less than 64 MiB.
+    pub async fn expect_back(&self, http: &reqwest::Client, proxy: &Process, kept: usize) {
+        eventually("descriptors and tasks back to the baseline", || async {
+            let fds = proxy.open_fds();
+            let tasks = runtime_tasks(http, proxy).await;
+            let extra_fds = fds.saturating_sub(self.fds);
+            // plus each account's HTTP client's pool reaper, started with
+            // its first pooled connection, and a little slack
+            let back = fds <= self.fds + kept && tasks <= self.tasks + extra_fds as u64 + 8;
+            if !back {
+                eprintln!(
+                    "not yet at rest: {} -> {fds} descriptors (keeping up to {kept}), {} -> {tasks} tasks",
+                    self.fds, self.tasks
+                );
+            }
+            back
+        })
+        .await;
+        let grown = proxy.rss_kib().saturating_sub(self.rss_kib);
+        assert!(grown < 64 * 1024, "the proxy grew by {grown} KiB");
+    }
+}
+
 pub fn write_config(dir: &ConfigDir, mock: &MockProvider, accounts: &[Acct<'_>], route_spec: &str) {
     let keys: Vec<(String, String)> = accounts
         .iter()

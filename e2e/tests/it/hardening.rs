@@ -93,6 +93,7 @@ async fn a_file_caught_half_written_is_never_applied() {
         env.ask("other-model").await.0 == 200
     })
     .await;
+    let at_rest = Baseline::take(&env.http, &env.proxy).await;
     let half = full[..full.find("---").unwrap()].to_owned();
     // rewrite the file in place, as an editor or script does, pausing
     // between the first half and the rest, while requests keep coming; a
@@ -109,9 +110,12 @@ async fn a_file_caught_half_written_is_never_applied() {
     let mut failed = 0;
     let mut sent = 0;
     while !writer.is_finished() {
-        let (status, _) = env.ask("gpt-test").await;
+        let (status, body) = env.ask("gpt-test").await;
         sent += 1;
         if status != 200 {
+            if failed == 0 {
+                eprintln!("first failure: {status} {body}");
+            }
             failed += 1;
         }
     }
@@ -121,6 +125,8 @@ async fn a_file_caught_half_written_is_never_applied() {
         failed, 0,
         "{failed} of {sent} requests failed while the file was rewritten"
     );
+    // a hundred reloads leave no task, descriptor or memory behind
+    at_rest.expect_back(&env.http, &env.proxy, 4).await;
 }
 
 #[tokio::test]
@@ -186,6 +192,7 @@ async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_limit
         &one_tier(&["stall", "slow"], "fill-first", retry),
     )
     .await;
+    let at_rest = Baseline::take(&env.http, &env.proxy).await;
     let r = env.chat(&chat_body("gpt-test", true)).await;
     assert_eq!(r.status(), 200);
     // without the idle limit this waits out the 10-minute per-try limit
@@ -198,6 +205,7 @@ async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_limit
     let message = openai_error(&last)["message"].as_str().unwrap().to_owned();
     assert!(message.contains("streamIdleTimeout"), "{message}");
     env.wait_for_metric("llmpool_streams_open 0").await;
+    at_rest.expect_back(&env.http, &env.proxy, 4).await;
     // the limit is on silence, not on length: 6 chunks 150 ms apart (900 ms
     // in all) pass a 400 ms limit
     let env = Env::start(&accounts[1..], &one_tier(&["slow"], "fill-first", retry)).await;

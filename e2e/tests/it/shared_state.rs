@@ -177,6 +177,10 @@ async fn losing_redis_fails_no_request_and_shared_limits_return_with_it() {
         4,
         "the shared window filled a, the rest went to b"
     );
+    let mut at_rest = Vec::new();
+    for p in &c.proxies {
+        at_rest.push(Baseline::take(&c.http, p).await);
+    }
 
     // four workers keep sending through both replicas while Redis dies
     let stop = Arc::new(AtomicBool::new(false));
@@ -247,6 +251,11 @@ async fn losing_redis_fails_no_request_and_shared_limits_return_with_it() {
         .filter(|l| l.contains("shared state unreachable"))
         .count();
     assert_eq!(logged, 1, "logged once per change");
+    // the outage and the return leave no task behind (Redis connections
+    // are back to one per replica)
+    for (p, b) in c.proxies.iter().zip(&at_rest) {
+        b.expect_back(&c.http, p, 16).await;
+    }
 }
 
 #[tokio::test]
@@ -513,6 +522,10 @@ async fn a_429_storm_on_every_account_is_not_amplified() {
         ("c", "c?status=429&retry_after=5", ""),
     ];
     let c = Cluster::start(3, &accounts, &one_tier(&["a", "b", "c"], "round-robin", "")).await;
+    let mut at_rest = Vec::new();
+    for p in &c.proxies {
+        at_rest.push(Baseline::take(&c.http, p).await);
+    }
     let results = join_all((0..150).map(|i| {
         let url = c.proxies[i % 3].url("/v1/chat/completions");
         let http = c.http.clone();
@@ -542,6 +555,11 @@ async fn a_429_storm_on_every_account_is_not_amplified() {
     let wave = join_all((0..60).map(|i| c.ask(i % 3, &body))).await;
     assert!(wave.iter().all(|r| r.status() == 429));
     assert_eq!(c.mock.stats.total(), calls, "cooled accounts were called");
+    // 50 clients' connections per replica stay open for reuse, and up to
+    // one pooled upstream connection per concurrent attempt
+    for (p, b) in c.proxies.iter().zip(&at_rest) {
+        b.expect_back(&c.http, p, 120).await;
+    }
 }
 
 #[tokio::test]
@@ -556,6 +574,7 @@ async fn a_replica_killed_during_100_streams_breaks_only_its_own_and_its_leases_
         "  retry: {perTryTimeout: 4s, firstByteTimeout: 2s}\n",
     );
     let mut c = Cluster::start(2, &accounts, &spec).await;
+    let survivor_at_rest = Baseline::take(&c.http, &c.proxies[1]).await;
     let streams: Vec<_> = (0..100)
         .map(|i| {
             let url = c.proxies[i % 2].url("/v1/chat/completions");
@@ -605,6 +624,10 @@ async fn a_replica_killed_during_100_streams_breaks_only_its_own_and_its_leases_
     // after perTryTimeout + 5 s
     let m = metrics_of(&c.http, &c.proxies[0]).await;
     assert_eq!(metric_sum(&m, "llmpool_account_in_flight"), 0);
+    // the survivor's 50 streams left nothing but reusable connections
+    survivor_at_rest
+        .expect_back(&c.http, &c.proxies[0], 110)
+        .await;
     let held = redis_leases(&c.redis, "a") + redis_leases(&c.redis, "b");
     assert!(held <= 50, "only the dead replica's leases remain: {held}");
     tokio::time::sleep(Duration::from_secs(9)).await;
