@@ -12,8 +12,11 @@ fn main() -> ExitCode {
     let args = Args::from_env();
     // log lines are written by a thread of their own, in batches, so a
     // request never waits on a write to stdout; nothing is dropped (a full
-    // queue makes the logger wait), and the guard flushes at exit
+    // queue makes the logger wait), and the guard flushes at exit. The
+    // queue's slots are allocated up front: 4,096 lines is 128 KiB (the
+    // library's default of 128,000 would hold 4 MiB of memory idle)
     let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
         .lossy(false)
         .thread_name("llmpool-log")
         .finish(std::io::BufWriter::with_capacity(
