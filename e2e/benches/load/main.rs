@@ -381,16 +381,16 @@ async fn run(knobs: Knobs, pinned: bool) {
         "RSS after saturation (memory state, 1 worker), MiB".into(),
         format!("{:.1}", under_load_rss as f64 / 1024.0),
     ));
-    if let Some((rss, opened)) = open_rss {
+    if let Some((before, rss, opened)) = open_rss {
         report.figures.push((
             format!("RSS with {opened} idle open streams, MiB"),
             format!("{:.1}", rss as f64 / 1024.0),
         ));
         report.figures.push((
-            "per idle open stream over idle, KiB".into(),
+            "per idle open stream (over the RSS just before they opened), KiB".into(),
             format!(
                 "{:.1}",
-                rss.saturating_sub(idle_rss) as f64 / opened.max(1) as f64
+                rss.saturating_sub(before) as f64 / opened.max(1) as f64
             ),
         ));
     }
@@ -451,8 +451,9 @@ fn row(
 }
 
 /// Opens streams that send their first content and then stay open; returns
-/// the proxy's RSS with them open and how many opened.
-async fn idle_streams(client: &reqwest::Client, url: &str, pid: u32) -> Option<(u64, usize)> {
+/// the proxy's RSS just before and with them open, and how many opened.
+async fn idle_streams(client: &reqwest::Client, url: &str, pid: u32) -> Option<(u64, u64, usize)> {
+    let before = system::rss_kib(pid);
     let body = json!({"model": "gpt-idle", "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string();
     let opens = (0..IDLE_STREAMS).map(|_| {
         let (client, body) = (client.clone(), body.clone());
@@ -477,5 +478,5 @@ async fn idle_streams(client: &reqwest::Client, url: &str, pid: u32) -> Option<(
     let rss = system::rss_kib(pid);
     let opened = open.len();
     drop(open);
-    (opened > 0).then_some((rss, opened))
+    (opened > 0).then_some((before, rss, opened))
 }
