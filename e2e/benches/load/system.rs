@@ -24,17 +24,7 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis((tick(11) + tick(12)) * 10)
 }
 
-/// Resident memory of a process, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+pub use llmpool_e2e::harness::rss_kib;
 
 /// CPUs this process may run on.
 pub fn cores() -> usize {

@@ -220,6 +220,14 @@ pub async fn read_stream(r: reqwest::Response) -> (String, Vec<String>) {
     (content, payloads)
 }
 
+/// [`read_stream`], failing the test if the stream is still open after
+/// 30 s (a stream the gateway should have ended itself).
+pub async fn read_stream_within_30s(r: reqwest::Response) -> (String, Vec<String>) {
+    tokio::time::timeout(Duration::from_secs(30), read_stream(r))
+        .await
+        .expect("the stream was still open after 30 s")
+}
+
 /// Asserts the OpenAI error shape and returns `error`.
 pub fn openai_error(body: &Value) -> &Value {
     let e = &body["error"];

@@ -196,10 +196,7 @@ async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_limit
     let r = env.chat(&chat_body("gpt-test", true)).await;
     assert_eq!(r.status(), 200);
     // without the idle limit this waits out the 10-minute per-try limit
-    let (content, payloads) =
-        tokio::time::timeout(std::time::Duration::from_secs(30), read_stream(r))
-            .await
-            .expect("the stream was still open after 30 s");
+    let (content, payloads) = read_stream_within_30s(r).await;
     assert_eq!(content, "mock reply", "the content sent before the silence");
     let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
     let message = openai_error(&last)["message"].as_str().unwrap().to_owned();
@@ -560,10 +557,7 @@ async fn an_upstream_event_that_never_ends_is_cut_off_at_the_buffer_limit() {
     let r = env.chat(&chat_body("gpt-test", true)).await;
     assert_eq!(r.status(), 200);
     // without the bound the gateway keeps reading the one event forever
-    let (content, payloads) =
-        tokio::time::timeout(std::time::Duration::from_secs(30), read_stream(r))
-            .await
-            .expect("the stream was still open after 30 s");
+    let (content, payloads) = read_stream_within_30s(r).await;
     assert!(
         content.starts_with("mock"),
         "content before the event: {content}"
