@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use llmpool_crds::Compiled;
 use llmpool_crds::manifest::Resources;
@@ -44,6 +44,8 @@ pub struct DirContents {
     /// Hash of the files' modification times: equal across two polls means
     /// nothing was written in between.
     pub stamp: [u8; 32],
+    /// When the read began and when it ended.
+    pub read_during: (Instant, Instant),
 }
 
 /// Reads every `.yaml`, `.yml` and `.json` file (hidden ones skipped, so a
@@ -53,6 +55,7 @@ pub fn read(dir: &Path) -> Result<DirContents, DirError> {
         let path = path.to_owned();
         move |source| DirError::Io { path, source }
     };
+    let started = Instant::now();
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -88,6 +91,7 @@ pub fn read(dir: &Path) -> Result<DirContents, DirError> {
         files,
         digest: hasher.finalize().into(),
         stamp: stamps.finalize().into(),
+        read_during: (started, Instant::now()),
     })
 }
 
@@ -147,7 +151,8 @@ pub async fn watch(
             continue;
         }
         let seen = (contents.digest, contents.stamp);
-        if !settle.observe(seen, std::time::Instant::now()) {
+        let (started, ended) = contents.read_during;
+        if !settle.observe(seen, started, ended) {
             // not yet stable: a writer may still be in the middle of a file
             continue;
         }
