@@ -115,10 +115,16 @@ impl RedisServer {
     }
 
     fn info(&self, section: &str) -> String {
+        self.cli(&["info", section])
+    }
+
+    /// What `redis-cli` prints for one command (empty when it cannot run).
+    pub fn cli(&self, command: &[&str]) -> String {
         Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "info", section])
+            .args(["-p", &self.port.to_string()])
+            .args(command)
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
     }
 

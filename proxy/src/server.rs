@@ -241,6 +241,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let drain_app = app.clone();
+    let store = app.store.clone();
     let router = ingress::router(app);
     let server = listen::serve(listener, router, limits, counters, async move {
         shutdown_signal().await;
@@ -250,15 +251,24 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     });
     let grace = args.shutdown_grace;
     tokio::select! {
-        () = server => Ok(()),
+        () = server => {},
         _ = async {
             let _ = stop_rx.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining streams");
-            Ok(())
         }
     }
+    // outcomes still waiting for the shared store go before the process does
+    if tokio::time::timeout(std::time::Duration::from_secs(2), store.send_all())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shared state did not take the last outcomes in time; their leases expire by themselves"
+        );
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

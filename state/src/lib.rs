@@ -4,7 +4,8 @@
 //!
 //! The trait is shaped for a shared store: a request costs one `admit` call
 //! (check and take capacity atomically, read and refresh the session) and one
-//! `complete` call (release, reconcile usage, record the outcome).
+//! `complete` call (release, reconcile usage, record the outcome), which a
+//! shared store may batch and send with a later admission.
 
 mod clock;
 mod memory;
@@ -318,14 +319,19 @@ pub trait StateStore: Send + Sync + 'static {
         clients: &[Arc<str>],
     ) -> Result<Vec<ClientUsage>, StateError>;
 
+    /// Sends whatever waits to be recorded (a shared store's batched
+    /// completions), before the process exits.
+    async fn send_all(&self) {}
+
     /// A short name for /readyz and logs ("memory", "redis").
     fn kind(&self) -> &'static str;
 
-    /// Whether `complete` costs nothing (no network): then the pipeline
-    /// records outcomes before answering, so a client's next request always
-    /// sees its previous one released. A shared store's completion is sent
-    /// after the answer instead, off the response path.
-    fn completes_instantly(&self) -> bool {
+    /// Whether `complete` with this outcome returns without waiting on the
+    /// network: then the pipeline records it before answering, so a
+    /// client's next request always sees its previous one released.
+    /// Otherwise the completion is sent after the answer, off the response
+    /// path.
+    fn completes_instantly(&self, _outcome: &Outcome) -> bool {
         false
     }
 

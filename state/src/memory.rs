@@ -628,7 +628,7 @@ impl StateStore for MemoryStore {
         "memory"
     }
 
-    fn completes_instantly(&self) -> bool {
+    fn completes_instantly(&self, _outcome: &Outcome) -> bool {
         true
     }
 }

@@ -53,11 +53,11 @@ impl LeaseGuard {
         self.held.client.as_ref().map(|c| &*c.name)
     }
 
-    /// Returns the lease after a served answer: inline when the store costs
-    /// nothing to call, otherwise in the background so the client's answer
-    /// does not wait for the shared store.
+    /// Returns the lease after a served answer: inline when the store takes
+    /// it without a network wait, otherwise in the background so the
+    /// client's answer does not wait for the shared store.
     pub async fn finish_served(self, outcome: Outcome, tokens_used: Option<u64>) {
-        if self.app.store.completes_instantly() {
+        if self.app.store.completes_instantly(&outcome) {
             self.finish(outcome, tokens_used).await;
         } else if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(self.finish(outcome, tokens_used));

@@ -2,22 +2,28 @@
 -- available candidate in strategy order, tier by tier, take capacity on it
 -- (and on the client), and bind the session to it.
 -- Mirrors MemoryStore::admit; the shared behaviour suite holds both to it.
+-- Follows complete_one.lua: completions waiting on this replica ride in
+-- front of the admission, so a request costs one call, and the replica's
+-- admissions always see its own earlier attempts released.
 --
 -- KEYS     1 lease counter, 2 session binding (or the unused slot),
 --          3-6 the client's leases, requests, tokens, day (or unused),
 --          then 9 per candidate: cooldowns account-wide, (account, model),
 --          breaker, (project, model) or unused; leases, requests, tokens,
---          day, cooldown index (keys.rs builds them)
+--          day, cooldown index (keys.rs builds them), then the carried
+--          completions' keys (complete_one.lua)
 -- ARGV[1]  JSON: now, estimate, lease_ttl, least_busy, session_ttl (0 = no
 --          session), window, busy, day, client {rpm, tpm, maxc, daily,
 --          first} (absent = none), cands [{account, tier, project (has
 --          one), rpm, tpm, maxc, daily, fp, excluded}]; a limit of 0 is none
+-- ARGV[2]  JSON: carried completions, as complete_groups takes them
 -- returns  {1, index (0-based), lease_id, probe, session_hit},
 --          {0, retry_after_ms, rate_limited, failing, blocked, at_limit,
 --          tried} (no account; why, counted per candidate), or
 --          {2, retry_after_ms} (the client is over its own limits)
 
 local a = cjson.decode(ARGV[1])
+complete_groups(cjson.decode(ARGV[2]), 6 + #a.cands * 9)
 local now, estimate, lease_ttl = a.now, a.estimate, a.lease_ttl
 local WINDOW, BUSY, DAY = a.window, a.busy, a.day
 local SESSION = KEYS[2]

@@ -1,4 +1,4 @@
-//! The script calls: each request to the store becomes one script
+//! The script calls: each call to the store becomes one script
 //! invocation with every key it touches in KEYS (from [`Keys`]) and its
 //! values as one JSON argument with named fields (typed structs here), so a script and its
 //! caller can only disagree by name, never by position.
@@ -7,6 +7,7 @@ use redis::{Script, ScriptInvocation};
 use serde::Serialize;
 
 use super::keys::Keys;
+use super::outbox::{Group, Item, groups_json};
 use crate::clock::DAY_MS;
 use crate::{
     AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, BUSY_RETRY_MS, Candidate, Completion, Outcome,
@@ -109,13 +110,15 @@ fn json(args: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(args).unwrap_or_default()
 }
 
-/// admit.lua for the candidates at `sent` (indexes into the request's).
+/// admit.lua for the candidates at `sent` (indexes into the request's),
+/// carrying the completions `carried` in front.
 pub(super) fn admit<'a>(
     script: &'a Script,
     keys: &Keys,
     req: &AdmitRequest<'_>,
     sent: &[usize],
     now: u64,
+    carried: &[Group],
 ) -> ScriptInvocation<'a> {
     let mut inv = script.key(keys.seq());
     inv.key(session_key(keys, req.session));
@@ -157,16 +160,13 @@ pub(super) fn admit<'a>(
         }),
         cands,
     }));
+    carry(&mut inv, carried);
+    inv.arg(groups_json(carried));
     inv
 }
 
-/// complete.lua.
-pub(super) fn complete<'a>(
-    script: &'a Script,
-    keys: &Keys,
-    done: &Completion<'_>,
-    now: u64,
-) -> ScriptInvocation<'a> {
+/// One completion as complete_one.lua takes it.
+pub(super) fn completion(keys: &Keys, done: &Completion<'_>, now: u64) -> Item {
     let (outcome, duration) = match &done.outcome {
         Outcome::Success { exhausted_for } => ("ok", exhausted_for.map_or(0, ms)),
         Outcome::RateLimited { cooldown } => ("rl", ms(*cooldown)),
@@ -176,26 +176,25 @@ pub(super) fn complete<'a>(
     };
     let c: &Candidate = done.candidate;
     let account = keys.account(&c.account);
-    let mut inv = script.key(keys.seq());
-    inv.key(session_key(keys, done.session))
-        .key(account.leases())
-        .key(account.tokens())
-        .key(account.day(now))
-        .key(account.cooldown_index())
-        .key(account.fails())
-        .key(account.last())
-        .key(&keys.cooldowns(c));
+    let mut k = Vec::with_capacity(14);
+    k.push(session_key(keys, done.session));
+    k.extend([
+        account.leases(),
+        account.tokens(),
+        account.day(now),
+        account.cooldown_index(),
+        account.fails(),
+        account.last(),
+    ]);
+    k.extend(keys.cooldowns(c));
     match done.client {
         Some(client) => {
-            let k = keys.client(&client.name);
-            inv.key(k.leases()).key(k.tokens()).key(k.day(now))
+            let r = keys.client(&client.name);
+            k.extend([r.leases(), r.tokens(), r.day(now)]);
         }
-        None => {
-            let none = keys.none();
-            inv.key(&[&none, &none, &none])
-        }
-    };
-    inv.arg(json(&CompleteArgs {
+        None => k.extend(std::iter::repeat_n(keys.none(), 3)),
+    }
+    let args = json(&CompleteArgs {
         now,
         lease: done.lease.id,
         account: &c.account,
@@ -217,7 +216,29 @@ pub(super) fn complete<'a>(
         window: WINDOW_MS,
         day: DAY_MS,
         events: keys.events(),
-    }));
+    });
+    Item {
+        keys: k,
+        // plain structs of numbers, booleans and strings are UTF-8 JSON
+        args: String::from_utf8(args).unwrap_or_default(),
+    }
+}
+
+/// Appends `groups` as KEYS (marker, then each completion's) to `inv`.
+fn carry(inv: &mut ScriptInvocation<'_>, groups: &[Group]) {
+    for g in groups {
+        inv.key(&g.marker);
+        for item in &g.items {
+            inv.key(&item.keys);
+        }
+    }
+}
+
+/// complete.lua for `groups` (at least one).
+pub(super) fn complete<'a>(script: &'a Script, groups: &[Group]) -> ScriptInvocation<'a> {
+    let mut inv = script.prepare_invoke();
+    carry(&mut inv, groups);
+    inv.arg(groups_json(groups));
     inv
 }
 
@@ -284,6 +305,7 @@ mod tests {
         for (name, source) in [
             ("admit", include_str!("admit.lua")),
             ("complete", include_str!("complete.lua")),
+            ("complete_one", include_str!("complete_one.lua")),
             ("view", include_str!("view.lua")),
             ("usage", include_str!("usage.lua")),
             ("reset", include_str!("reset.lua")),

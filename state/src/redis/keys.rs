@@ -14,6 +14,7 @@
 //! | … + `day:<n>` | counter | tokens of UTC day n |
 //! | `acct:<a>:cdi`, `fails`, `last` | sorted set, counter, hash | cooldown index, failures in a row, last failure |
 //! | `cd:a:<a>`, `cd:m:<a>:<model>`, `cd:b:<a>`, `cd:p:<project>:<model>` | hashes | cooldowns: account-wide, per model, breaker, per project |
+//! | `done:<replica>:<n>` | string | a group of completions was applied (so a resent group counts once) |
 //! | `none` | — | an unused KEYS slot (no session, client or project); never written |
 
 use crate::Candidate;
@@ -64,6 +65,11 @@ impl Keys {
     /// A stored response's account.
     pub(super) fn response(&self, id: &str) -> String {
         self.key3("resp:", id, "")
+    }
+
+    /// The marker of the `n`th group of completions `replica` sent.
+    pub(super) fn done(&self, replica: &str, n: u64) -> String {
+        join(&self.prefix, &["done:", replica, ":", &n.to_string()])
     }
 
     /// The slot for an absent session, client or project.
@@ -194,6 +200,7 @@ mod tests {
             k.session("s"),
             k.response("r"),
             k.none(),
+            k.done("r", 1),
         ];
         all.extend(k.cooldowns(&c));
         all.extend(k.account("a").windows(DAY_MS * 3 + 5));

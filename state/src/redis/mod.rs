@@ -1,6 +1,7 @@
-//! The Redis store: shared state for many replicas. Each trait call is one
-//! Lua script (one round trip), loaded once and called by SHA (redis-rs
-//! reloads it on NOSCRIPT). Every key of a namespace carries the `{ns}` hash
+//! The Redis store: shared state for many replicas. Each trait call is at
+//! most one Lua script (one round trip), loaded once and called by SHA
+//! (redis-rs reloads it on NOSCRIPT); completions wait in [`outbox`] and
+//! mostly ride along with the next admission, so a request costs about one. Every key of a namespace carries the `{ns}` hash
 //! tag, so the scripts run on Redis Cluster too.
 //!
 //! Every key is named in [`keys`] and every script call built in [`calls`].
@@ -15,9 +16,10 @@ mod calls;
 mod cold;
 mod conn;
 mod keys;
+mod outbox;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,6 +60,7 @@ pub struct RedisStore {
     fixed_replicas: Option<u64>,
     health: Arc<Health>,
     cold: Arc<cold::ColdCache>,
+    outbox: outbox::Outbox,
 }
 
 /// Whether Redis answers, as seen by calls and by the heartbeat.
@@ -102,8 +105,14 @@ impl RedisStore {
     pub fn start(config: RedisConfig, clock: Clock, max_sessions: usize) -> Arc<Self> {
         let store = Arc::new(Self {
             conn: Arc::new(OnceCell::new()),
-            admit: Script::new(include_str!("admit.lua")),
-            complete: Script::new(include_str!("complete.lua")),
+            admit: Script::new(concat!(
+                include_str!("complete_one.lua"),
+                include_str!("admit.lua")
+            )),
+            complete: Script::new(concat!(
+                include_str!("complete_one.lua"),
+                include_str!("complete.lua")
+            )),
             view: Script::new(include_str!("view.lua")),
             usage: Script::new(include_str!("usage.lua")),
             local: MemoryStore::new(max_sessions, clock.clone()),
@@ -112,6 +121,7 @@ impl RedisStore {
             replicas: Arc::new(AtomicU64::new(1)),
             fixed_replicas: config.fallback_replicas,
             cold: Arc::new(cold::ColdCache::default()),
+            outbox: outbox::Outbox::new(),
             health: Arc::new(Health {
                 degraded: AtomicBool::new(false),
                 retry_at: AtomicU64::new(0),
@@ -130,7 +140,21 @@ impl RedisStore {
             store.health.clone(),
             store.clock.clone(),
         ));
+        tokio::spawn(send_waiting_completions(Arc::downgrade(&store)));
         store
+    }
+
+    /// Sends what waits in `namespace`; what gets no answer waits again.
+    async fn send_waiting(&self, namespace: &str) {
+        let groups = self.outbox.take(&Keys::new(namespace), namespace);
+        if groups.is_empty() {
+            return;
+        }
+        let inv = calls::complete(&self.complete, &groups);
+        match self.call::<i64>(inv).await {
+            Some(_) => self.outbox.delivered(),
+            None => self.outbox.give_back(namespace, groups),
+        }
     }
 
     /// Waits until the first connection is made (tests and startup checks).
@@ -213,6 +237,42 @@ impl RedisStore {
     }
 }
 
+/// Sends completions no admission carried within [`outbox::LINGER`], and
+/// resends what got no answer, until the store is dropped.
+async fn send_waiting_completions(store: Weak<RedisStore>) {
+    loop {
+        let (due, any) = match store.upgrade() {
+            Some(s) => s.outbox.due(),
+            None => return,
+        };
+        if !any {
+            // nothing waits: sleep until something is queued (or now and
+            // then, to notice the store is gone)
+            let Some(s) = store.upgrade() else { return };
+            let queued = async move { s.outbox.queued().await };
+            let _ = tokio::time::timeout(Duration::from_secs(1), queued).await;
+            continue;
+        }
+        if let Some(s) = store.upgrade() {
+            for namespace in due {
+                s.send_waiting(&namespace).await;
+            }
+        }
+        tokio::time::sleep(outbox::LINGER).await;
+    }
+}
+
+/// A success or a cancel waits for an admission to carry it; what other
+/// replicas must learn at once (a cooldown, a failure) is sent at once.
+fn routine(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Success {
+            exhausted_for: None
+        } | Outcome::Cancelled
+    )
+}
+
 /// One replica's share of `limits` among `n`.
 fn share(limits: &CompiledLimits, n: u64) -> CompiledLimits {
     let share32 =
@@ -250,8 +310,18 @@ impl StateStore for RedisStore {
                 why,
             });
         }
-        let inv = calls::admit(&self.admit, &keys, req, &sent, now);
-        if let Some(reply) = self.call::<Vec<i64>>(inv).await {
+        let carried = match self.usable() {
+            Some(_) => self.outbox.take(&keys, req.namespace),
+            None => Vec::new(),
+        };
+        let inv = calls::admit(&self.admit, &keys, req, &sent, now, &carried);
+        let reply = self.call::<Vec<i64>>(inv).await;
+        if reply.is_none() {
+            self.outbox.give_back(req.namespace, carried);
+        } else if !carried.is_empty() {
+            self.outbox.delivered();
+        }
+        if let Some(reply) = reply {
             return Ok(match reply.as_slice() {
                 [1, index, id, probe, hit] => Admission::Admitted(Lease {
                     id: id.unsigned_abs(),
@@ -316,10 +386,16 @@ impl StateStore for RedisStore {
             return Ok(());
         }
         let keys = Keys::new(done.namespace);
-        let inv = calls::complete(&self.complete, &keys, done, self.clock.now_ms());
-        // a lost completion is not lost capacity: the lease expires by itself
-        let _ = self.call::<i64>(inv).await;
+        let item = calls::completion(&keys, done, self.clock.now_ms());
+        self.outbox.push(done.namespace, item);
+        if !routine(&done.outcome) {
+            self.send_waiting(done.namespace).await;
+        }
         Ok(())
+    }
+
+    fn completes_instantly(&self, outcome: &Outcome) -> bool {
+        routine(outcome)
     }
 
     async fn view(
@@ -327,6 +403,8 @@ impl StateStore for RedisStore {
         namespace: &str,
         accounts: &[Arc<str>],
     ) -> Result<Vec<AccountView>, StateError> {
+        // what this replica finished is part of what it shows
+        self.send_waiting(namespace).await;
         let now = self.clock.now_ms();
         let names = accounts.iter().map(|a| &**a);
         let inv = calls::view(&self.view, &Keys::new(namespace), names, now);
@@ -386,6 +464,7 @@ impl StateStore for RedisStore {
         namespace: &str,
         clients: &[Arc<str>],
     ) -> Result<Vec<ClientUsage>, StateError> {
+        self.send_waiting(namespace).await;
         let now = self.clock.now_ms();
         let names = clients.iter().map(|c| &**c);
         let inv = calls::usage(&self.usage, &Keys::new(namespace), names, now);
@@ -396,6 +475,12 @@ impl StateStore for RedisStore {
         {
             Some(rows) => Ok(rows),
             _ => self.local.client_usage(namespace, clients).await,
+        }
+    }
+
+    async fn send_all(&self) {
+        for namespace in self.outbox.namespaces() {
+            self.send_waiting(&namespace).await;
         }
     }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod redis_admin;
+mod redis_batching;
 mod redis_connections;
 mod state_suite;
 
