@@ -5,6 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 // JSON translation allocates many small objects; mimalloc's per-thread
 // heaps keep that cheap on a multi-threaded runtime (see README: Performance)
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

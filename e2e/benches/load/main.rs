@@ -23,7 +23,8 @@
 //! 200/s) and LOAD_PACED_SECS (default 5) tune it; LOAD_ROWS (memory,
 //! multi, redis, translated, scale; default all) and LOAD_MODES (whole,
 //! stream) pick what runs; LLMPOOL_PROXY_BIN names another proxy binary to
-//! compare.
+//! compare, and LOAD_PROXY_ARGS adds flags to every llmpool process (for
+//! example `--log warn`, to see what the access lines cost).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod drive;
@@ -196,9 +197,11 @@ async fn run(knobs: Knobs, pinned: bool) {
     let dir = ConfigDir::new().unwrap();
     dir.write("bench.yaml", &config(&mock)).unwrap();
     let cap = ["--max-connections", "8192"];
+    let added = std::env::var("LOAD_PROXY_ARGS").unwrap_or_default();
     let start = |extra: &[&str]| {
         let mut args = cap.to_vec();
         args.extend_from_slice(extra);
+        args.extend(added.split_whitespace());
         Process::start(dir.path(), &args, &[]).unwrap_or_else(|f| panic!("{f:?}"))
     };
     let one = start(&["--worker-threads", "1"]);
@@ -206,11 +209,13 @@ async fn run(knobs: Knobs, pinned: bool) {
     let redis = RedisServer::start().unwrap();
     let with_redis = start(&["--worker-threads", "1", "--redis", &redis.url()]);
     let (mut forwarder, forwarder_url) = start_forwarder(&mock.root_url());
+    // the report says "pinned" only when every pin took
+    let mut pinned = pinned;
     for pid in [one.pid(), multi.pid(), with_redis.pid(), forwarder.id()] {
-        system::pin(pid, PROXY_CORE);
+        pinned &= system::pin(pid, PROXY_CORE);
     }
     if let Some(pid) = redis.pid() {
-        system::pin(pid, LOAD_CORE);
+        pinned &= system::pin(pid, LOAD_CORE);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = system::rss_kib(one.pid());
@@ -357,7 +362,22 @@ async fn run(knobs: Knobs, pinned: bool) {
             } else {
                 target
             };
+            let cpu_before = p.pid.map(system::cpu_split);
             let paced = drive::paced(&client, &paced_target, knobs.rate, knobs.paced).await;
+            if let Some((pid, (user, sys))) = p.pid.zip(cpu_before) {
+                // at a low rate every request finds cold caches and an idle
+                // core: this CPU is what the added latency is made of
+                let n = paced.timings.len().max(1) as f64;
+                let (user_now, sys_now) = system::cpu_split(pid);
+                let per = |d: Duration| d.as_secs_f64() * 1e6 / n;
+                report.figures.push((
+                    format!(
+                        "CPU µs per request at the fixed rate, user + system ({mode}, {})",
+                        p.name
+                    ),
+                    format!("{:.0} + {:.0}", per(user_now - user), per(sys_now - sys)),
+                ));
+            }
             let row = row(mode, p.name, &s32, &s128, cpu_us, &paced, stream);
             println!(
                 "{mode} | {} | {:.0} / {:.0} req/s | {} µs | p50 {:.2} ms",
