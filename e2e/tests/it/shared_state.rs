@@ -136,6 +136,33 @@ async fn requests_per_minute_holds_across_replicas_under_concurrent_load() {
 }
 
 #[tokio::test]
+async fn a_request_costs_one_redis_call_and_its_replica_sees_it_released_at_once() {
+    // one request in flight at most: each must find the last one released,
+    // whose outcome rides in the same Redis call as its own admission
+    let accounts = [("a", "a", "  limits: {maxConcurrency: 1}\n")];
+    let c = Cluster::start(2, &accounts, &one_tier(&["a"], "round-robin", "")).await;
+    let whole = chat_body("gpt-test", false);
+    let stream = chat_body("gpt-test", true);
+    let before = c.redis.script_calls();
+    for i in 0..60 {
+        let body = if i % 2 == 0 { &whole } else { &stream };
+        let r = c.ask(0, body).await;
+        assert_eq!(r.status(), 200, "request {i}");
+        r.bytes().await.unwrap();
+    }
+    let calls = c.redis.script_calls() - before;
+    // two calls a request would be 120; an outcome no admission picked up
+    // within 10 ms (a slow turn on a busy machine) costs one more
+    assert!(calls <= 90, "{calls} Redis calls for 60 requests");
+    // the other replica finds the slot free once the last outcome is sent
+    eventually("the last outcome reached Redis", || async {
+        c.ask(1, &whole).await.status() == 200
+    })
+    .await;
+    assert_eq!(c.mock.stats.get("a").max_in_flight, 1);
+}
+
+#[tokio::test]
 async fn max_concurrency_holds_across_replicas() {
     let accounts = [("a", "a?latency_ms=400", "  limits: {maxConcurrency: 2}\n")];
     let c = Cluster::start(3, &accounts, &one_tier(&["a"], "round-robin", "")).await;
