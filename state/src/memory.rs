@@ -236,7 +236,13 @@ impl Inner {
         let mut probe_scopes = Vec::new();
         let mut wait = 0;
         let mut cause = Cause::AtLimit;
-        for (i, scope) in scopes(ns, c).into_iter().enumerate() {
+        // nothing cooling anywhere (the usual case): no scope keys to build
+        let scopes = if self.cooldowns.is_empty() {
+            Vec::new()
+        } else {
+            scopes(ns, c)
+        };
+        for (i, scope) in scopes.into_iter().enumerate() {
             let Some(cd) = self.cooldowns.get_mut(&scope) else {
                 continue;
             };
@@ -448,7 +454,8 @@ impl StateStore for MemoryStore {
         let lease = done.lease;
         let mut inner = self.lock();
         let track = Track::of(&c.limits);
-        if let Some(acct) = inner.accounts.get_mut(&account_key(ns, &c.account)) {
+        let key = account_key(ns, &c.account);
+        if let Some(acct) = inner.accounts.get_mut(&key) {
             acct.settle(lease.id, lease.reserved_tokens, done.tokens_used, track);
         }
         if let Some(client) = done.client
@@ -457,11 +464,21 @@ impl StateStore for MemoryStore {
             let used = client_tokens(done);
             state.settle(lease.id, lease.reserved_tokens, Some(used), CLIENT_TRACK);
         }
-        let scopes = scopes(ns, c);
-        let key = account_key(ns, &c.account);
+        // a success with nothing cooling anywhere (the usual case) has no
+        // cooldown to clear: no scope keys to build
+        let quiet = inner.cooldowns.is_empty()
+            && matches!(
+                done.outcome,
+                Outcome::Success {
+                    exhausted_for: None
+                }
+            );
+        let scopes = if quiet { Vec::new() } else { scopes(ns, c) };
         match &done.outcome {
             Outcome::Success { exhausted_for } => {
-                inner.accounts.entry(key).or_default().failures = 0;
+                if let Some(acct) = inner.accounts.get_mut(&key) {
+                    acct.failures = 0;
+                }
                 for scope in &scopes {
                     let passed = inner.cooldowns.get(scope).is_some_and(|cd| {
                         cd.until <= now

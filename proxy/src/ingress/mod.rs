@@ -180,8 +180,6 @@ fn session_key(
         .or_else(from_body)
 }
 
-/// Takes the client's `x-request-id` when it is sane, else makes one; puts
-/// it on the log span and on the response, and logs one line per request.
 /// The client API of a data-plane path, as a metric label.
 fn api_label(path: &str) -> Option<&'static str> {
     Some(match path {
@@ -220,6 +218,8 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Takes the client's `x-request-id` when it is sane, else makes one; puts
+/// it on the log span and on the response, and logs one line per request.
 async fn request_id(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
     mut request: Request,

@@ -562,6 +562,60 @@ pub fn encode_finish(finish: &Finish) -> &'static str {
 }
 
 /// Reads an OpenAI `usage` object.
+/// `usage` read straight into counts, without a JSON tree: it is read on
+/// every answer. Anything this typed reading refuses (a count that is not a
+/// whole number, a duplicate key) is read by [`decode_usage`] instead, so
+/// the result is the same either way.
+#[derive(Deserialize)]
+struct UsageView {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<CachedView>,
+    #[serde(default)]
+    completion_tokens_details: Option<ReasoningView>,
+}
+
+#[derive(Deserialize)]
+struct CachedView {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningView {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+/// Reads a `usage` value; `None` unless it is an object.
+pub fn decode_usage_raw(raw: &serde_json::value::RawValue) -> Option<Usage> {
+    // serde would also read an array into the struct, field by field
+    let object = raw.get().starts_with('{');
+    if let Some(u) = object
+        .then(|| serde_json::from_str::<UsageView>(raw.get()).ok())
+        .flatten()
+    {
+        return Some(Usage {
+            input: u.prompt_tokens.unwrap_or(0),
+            cached_input: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write: 0,
+            output: u.completion_tokens.unwrap_or(0),
+            reasoning: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        });
+    }
+    let v: Value = serde_json::from_str(raw.get()).ok()?;
+    v.is_object().then(|| decode_usage(&v))
+}
+
 pub fn decode_usage(u: &Value) -> Usage {
     let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     Usage {

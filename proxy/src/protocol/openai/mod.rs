@@ -121,15 +121,15 @@ pub fn short_hash(parts: &[&str]) -> String {
 }
 
 #[derive(Deserialize)]
-struct WithUsage {
-    #[serde(default)]
-    usage: Option<serde_json::Value>,
+struct WithUsage<'a> {
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
 }
 
 /// Reads `usage` from a response body or a stream chunk, if present.
 pub fn usage_of(json: &[u8]) -> Option<Usage> {
-    let u = serde_json::from_slice::<WithUsage>(json).ok()?.usage?;
-    u.is_object().then(|| chat::decode_usage(&u))
+    let u = serde_json::from_slice::<WithUsage<'_>>(json).ok()?.usage?;
+    chat::decode_usage_raw(u)
 }
 
 #[derive(Deserialize)]
@@ -303,6 +303,19 @@ mod tests {
             br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
         assert_eq!(usage_of(body).unwrap().total(), 7);
         assert_eq!(usage_of(br#"{"usage":null}"#), None);
+        assert_eq!(usage_of(br#"{"usage":7}"#), None);
+        assert_eq!(usage_of(br#"{"usage":[3,4]}"#), None);
+        // the details, and what the quick reading cannot take (a count
+        // written as a fraction) read as the full JSON reading always did
+        let full = br#"{"usage":{"prompt_tokens":10,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":6},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
+        let u = usage_of(full).unwrap();
+        assert_eq!(
+            (u.input, u.cached_input, u.output, u.reasoning),
+            (10, 6, 4, 2)
+        );
+        let odd = br#"{"usage":{"prompt_tokens":10.5,"completion_tokens":4,"prompt_tokens_details":null}}"#;
+        let u = usage_of(odd).unwrap();
+        assert_eq!((u.input, u.cached_input, u.output), (0, 0, 4));
         let quota =
             br#"{"error":{"message":"m","type":"insufficient_quota","code":"insufficient_quota"}}"#;
         assert!(error_codes(quota).contains("insufficient_quota"));
