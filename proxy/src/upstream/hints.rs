@@ -128,30 +128,55 @@ pub fn retry_after(headers: &HeaderMap, body: &[u8], now: SystemTime) -> Option<
 /// of 0), how long until the matching reset (a duration for OpenAI, an
 /// RFC 3339 time for Anthropic).
 pub fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    // (remaining, reset) header names; read on every answer, so spelled out
+    const OPENAI: [(&str, &str); 2] = [
+        (
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ),
+        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ];
+    const ANTHROPIC: [(&str, &str); 4] = [
+        (
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+        ),
+        (
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset",
+        ),
+        (
+            "anthropic-ratelimit-input-tokens-remaining",
+            "anthropic-ratelimit-input-tokens-reset",
+        ),
+        (
+            "anthropic-ratelimit-output-tokens-remaining",
+            "anthropic-ratelimit-output-tokens-reset",
+        ),
+    ];
+    let exhausted = |remaining: &str| {
+        header(headers, remaining).and_then(|r| r.trim().parse::<u64>().ok()) == Some(0)
+    };
     let mut longest: Option<Duration> = None;
     let mut note = |reset: Duration| longest = Some(longest.map_or(reset, |l| l.max(reset)));
-    for kind in ["requests", "tokens"] {
-        let remaining = header(headers, &format!("x-ratelimit-remaining-{kind}"));
-        if remaining.and_then(|r| r.trim().parse::<u64>().ok()) != Some(0) {
-            continue;
+    for (remaining, reset) in OPENAI {
+        if exhausted(remaining) {
+            note(
+                header(headers, reset)
+                    .and_then(|r| parse_duration(r.trim()).ok())
+                    .unwrap_or(Duration::from_secs(1)),
+            );
         }
-        note(
-            header(headers, &format!("x-ratelimit-reset-{kind}"))
-                .and_then(|r| parse_duration(r.trim()).ok())
-                .unwrap_or(Duration::from_secs(1)),
-        );
     }
-    for kind in ["requests", "tokens", "input-tokens", "output-tokens"] {
-        let remaining = header(headers, &format!("anthropic-ratelimit-{kind}-remaining"));
-        if remaining.and_then(|r| r.trim().parse::<u64>().ok()) != Some(0) {
-            continue;
+    for (remaining, reset) in ANTHROPIC {
+        if exhausted(remaining) {
+            note(
+                header(headers, reset)
+                    .and_then(|r| parse_rfc3339(r.trim()))
+                    .and_then(|at| at.duration_since(now).ok())
+                    .unwrap_or(Duration::from_secs(1)),
+            );
         }
-        note(
-            header(headers, &format!("anthropic-ratelimit-{kind}-reset"))
-                .and_then(|r| parse_rfc3339(r.trim()))
-                .and_then(|at| at.duration_since(now).ok())
-                .unwrap_or(Duration::from_secs(1)),
-        );
     }
     longest
 }

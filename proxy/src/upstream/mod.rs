@@ -22,6 +22,9 @@ pub struct Endpoint {
     pub base_url: String,
     /// Full URL of the OpenAI chat endpoint (the hot path's only URL).
     pub chat_url: String,
+    /// The same, parsed once here rather than by the HTTP client on every
+    /// request (`None` if it does not parse: the client then says why).
+    pub chat_target: Option<reqwest::Url>,
     /// Headers for every request: auth (marked sensitive) and the account's extras.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Cleans this account's key out of upstream text.
@@ -67,6 +70,7 @@ impl Endpoint {
             protocol: Protocol::of_provider(account.provider),
             openai_itself: account.provider == Provider::Openai,
             base_url: account.base_url.clone(),
+            chat_target: reqwest::Url::parse(&chat_url).ok(),
             chat_url,
             headers,
             redactor: redact::Redactor::new(key),
