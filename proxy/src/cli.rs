@@ -38,6 +38,12 @@ pub struct Args {
     /// Limit for one Redis call; past it the replica serves on its local view.
     #[arg(long, env = "LLMPOOL_REDIS_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
     pub redis_timeout: Duration,
+    /// How long a finished request's outcome waits for one of this
+    /// replica's admissions to carry it to Redis before it is sent in a call
+    /// of its own. Longer: fewer Redis calls at a low rate; other replicas
+    /// see a released lease that much later.
+    #[arg(long, env = "LLMPOOL_REDIS_OUTCOME_LINGER", default_value = "10ms", value_parser = parse_duration)]
+    pub redis_outcome_linger: Duration,
     /// Replicas sharing each limit while Redis is unreachable (default: the
     /// live replicas last seen through Redis).
     #[arg(long, env = "LLMPOOL_REDIS_FALLBACK_REPLICAS")]

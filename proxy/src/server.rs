@@ -140,18 +140,22 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let metrics = Metrics::new()?;
     metrics.config_generation.set(1);
     let store: Arc<dyn StateStore> = match &args.redis {
-        Some(url) => RedisStore::start(
-            RedisConfig {
-                url: url.clone(),
-                cluster: args.redis_cluster,
-                call_timeout: args.redis_timeout,
-                fallback_replicas: args.redis_fallback_replicas,
-                namespace: namespace.clone(),
-                ca_file: args.redis_ca_file.clone(),
-            },
-            Clock::system(),
-            args.max_sessions,
-        ),
+        Some(url) => {
+            let store = RedisStore::start(
+                RedisConfig {
+                    url: url.clone(),
+                    cluster: args.redis_cluster,
+                    call_timeout: args.redis_timeout,
+                    fallback_replicas: args.redis_fallback_replicas,
+                    namespace: namespace.clone(),
+                    ca_file: args.redis_ca_file.clone(),
+                },
+                Clock::system(),
+                args.max_sessions,
+            );
+            store.set_outcome_linger(args.redis_outcome_linger);
+            store
+        }
         None => Arc::new(MemoryStore::new(args.max_sessions, Clock::system())),
     };
     let app = Arc::new(App::new(

@@ -144,6 +144,13 @@ impl RedisStore {
         store
     }
 
+    /// How long an outcome waits for an admission to carry it before it is
+    /// sent in a call of its own (default 10 ms).
+    /// Longer: fewer calls at a low rate; other replicas see releases later.
+    pub fn set_outcome_linger(&self, linger: Duration) {
+        self.outbox.set_linger(linger);
+    }
+
     /// Sends what waits in `namespace`; what gets no answer waits again.
     async fn send_waiting(&self, namespace: &str) {
         let groups = self.outbox.take(&Keys::new(namespace), namespace);
@@ -237,7 +244,7 @@ impl RedisStore {
     }
 }
 
-/// Sends completions no admission carried within [`outbox::LINGER`], and
+/// Sends completions no admission carried within the linger, and
 /// resends what got no answer, until the store is dropped.
 async fn send_waiting_completions(store: Weak<RedisStore>) {
     loop {
@@ -253,12 +260,13 @@ async fn send_waiting_completions(store: Weak<RedisStore>) {
             let _ = tokio::time::timeout(Duration::from_secs(1), queued).await;
             continue;
         }
-        if let Some(s) = store.upgrade() {
-            for namespace in due {
-                s.send_waiting(&namespace).await;
-            }
+        let Some(s) = store.upgrade() else { return };
+        for namespace in due {
+            s.send_waiting(&namespace).await;
         }
-        tokio::time::sleep(outbox::LINGER).await;
+        let linger = s.outbox.linger();
+        drop(s);
+        tokio::time::sleep(linger).await;
     }
 }
 

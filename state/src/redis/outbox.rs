@@ -2,7 +2,8 @@
 //! of its own: it waits here, per namespace, and rides in front of the
 //! replica's next admission (admit.lua applies it first), so at load a
 //! request costs one round trip. What no admission carries within
-//! [`LINGER`] goes in one call of its own with everything else waiting;
+//! the linger ([`DEFAULT_LINGER`] unless set) goes in one call of its own
+//! with everything else waiting;
 //! an outcome other replicas must learn at once (a cooldown, a failure)
 //! goes at once.
 //!
@@ -24,8 +25,8 @@ use tokio::sync::Notify;
 
 use super::keys::Keys;
 
-/// How long a completion waits for an admission to carry it.
-pub(super) const LINGER: Duration = Duration::from_millis(10);
+/// How long a completion waits for an admission to carry it, by default.
+pub(super) const DEFAULT_LINGER: Duration = Duration::from_millis(10);
 /// Completions kept per namespace while Redis cannot take them.
 pub(super) const MAX_WAITING: usize = 100_000;
 /// How long a group's marker lasts, and so how long it may be resent.
@@ -65,6 +66,7 @@ pub(super) struct Outbox {
     queues: Mutex<HashMap<String, Queue>>,
     wake: Notify,
     overflowing: AtomicBool,
+    linger_us: AtomicU64,
 }
 
 impl Outbox {
@@ -78,7 +80,17 @@ impl Outbox {
             queues: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             overflowing: AtomicBool::new(false),
+            linger_us: AtomicU64::new(micros(DEFAULT_LINGER)),
         }
+    }
+
+    /// How long a completion waits for an admission to carry it.
+    pub(super) fn linger(&self) -> Duration {
+        Duration::from_micros(self.linger_us.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_linger(&self, linger: Duration) {
+        self.linger_us.store(micros(linger), Ordering::Relaxed);
     }
 
     fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, Queue>> {
@@ -155,14 +167,15 @@ impl Outbox {
     }
 
     /// Namespaces with something to send now: a completion that waited
-    /// [`LINGER`] for an admission, or groups to resend. Also whether
+    /// the linger for an admission, or groups to resend. Also whether
     /// anything waits at all.
     pub(super) fn due(&self) -> (Vec<String>, bool) {
+        let linger = self.linger();
         let queues = self.queues();
         let due = queues
             .iter()
             .filter(|(_, q)| {
-                !q.sealed.is_empty() || q.open_since.is_some_and(|t| t.elapsed() >= LINGER)
+                !q.sealed.is_empty() || q.open_since.is_some_and(|t| t.elapsed() >= linger)
             })
             .map(|(ns, _)| ns.clone())
             .collect();
@@ -185,6 +198,10 @@ impl Outbox {
     pub(super) async fn queued(&self) {
         self.wake.notified().await;
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The groups as complete_groups takes them (their items are JSON already).
@@ -269,7 +286,7 @@ mod tests {
         outbox.push("ns", item(1));
         let (due, any) = outbox.due();
         assert!(due.is_empty() && any, "fresh: an admission may carry it");
-        std::thread::sleep(LINGER);
+        std::thread::sleep(DEFAULT_LINGER);
         assert_eq!(outbox.due().0, vec!["ns".to_owned()]);
     }
 }
