@@ -269,6 +269,14 @@ impl Process {
             .clone()
     }
 
+    /// Log lines once everything logged before the call has been written:
+    /// the proxy writes its log in batches at most 20 ms apart, so a check
+    /// for a line (or for the absence of a secret) reads after that.
+    pub async fn logs_settled(&self) -> Vec<String> {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.logs()
+    }
+
     /// Sends SIGTERM (graceful shutdown) and waits up to `wait` for exit.
     pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")

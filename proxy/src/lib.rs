@@ -12,6 +12,7 @@
 //! - [`upstream`]: provider clients (hosts, paths, auth) and failure mapping
 //! - [`pipeline`]: the attempt loop and stream relay
 //! - [`config`]: sources of configuration snapshots
+//! - [`logwriter`]: log output, batched off the request path
 
 pub mod app;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod ingress;
 pub mod listen;
+pub mod logwriter;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;

@@ -11,19 +11,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::from_env();
-    // log lines are written by a thread of their own, in batches, so a
-    // request never waits on a write to stdout; nothing is dropped (a full
-    // queue makes the logger wait), and the guard flushes at exit. The
-    // queue's slots are allocated up front: 4,096 lines is 128 KiB (the
-    // library's default of 128,000 would hold 4 MiB of memory idle)
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(4096)
-        .lossy(false)
-        .thread_name("llmpool-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
+    // log lines are batched in memory and written by a thread of their own
+    // at most every 20 ms, so a request never waits on a write to stdout
+    // and never wakes another thread; nothing is dropped, and the guard
+    // writes what is left at exit
+    let (writer, _flush_at_exit) = llmpool_proxy::logwriter::batched(std::io::stdout());
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

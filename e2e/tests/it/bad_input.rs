@@ -150,7 +150,11 @@ async fn client_keys_are_required_when_configured() {
         .unwrap();
     assert_eq!(models.status(), 401);
     assert!(
-        !env.proxy.logs().iter().any(|l| l.contains("team-key")),
+        !env.proxy
+            .logs_settled()
+            .await
+            .iter()
+            .any(|l| l.contains("team-key")),
         "client keys never reach the logs"
     );
 }

@@ -176,7 +176,7 @@ async fn each_client_key_is_held_to_its_models_limits_expiry_and_flag() {
         metrics.contains("llmpool_client_tokens_total{client=\"team-a\",kind=\"input\"}"),
         "{metrics}"
     );
-    let everything = format!("{metrics}\n{}", proxy.logs().join("\n"));
+    let everything = format!("{metrics}\n{}", proxy.logs_settled().await.join("\n"));
     for key in [TEAM_A, TEAM_B, TEAM_C, TEAM_D, FLAT] {
         assert!(
             !everything.contains(key),
@@ -223,7 +223,8 @@ async fn a_client_added_or_deleted_takes_effect_without_a_restart() {
     .await;
     assert!(
         proxy
-            .logs()
+            .logs_settled()
+            .await
             .iter()
             .any(|l| l.contains("the gateway is open")),
         "opening is logged"

@@ -72,7 +72,14 @@ async fn client_strings_are_bounded_in_answers_and_logs() {
     assert_eq!(r.status(), 404);
     let text = r.text().await.unwrap();
     assert!(text.len() < 2048, "a {} byte error body", text.len());
-    let longest = env.proxy.logs().iter().map(String::len).max().unwrap_or(0);
+    let longest = env
+        .proxy
+        .logs_settled()
+        .await
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
     assert!(longest < 4096, "a {longest} byte log line");
 }
 
@@ -203,7 +210,7 @@ async fn a_provider_that_quotes_the_api_key_never_gets_it_to_the_client_or_the_l
     let text = r.text().await.unwrap();
     assert!(!text.contains(key), "{text}");
     assert!(text.contains("\"type\":\"error\""), "{text}");
-    let logs = env.proxy.logs().join("\n");
+    let logs = env.proxy.logs_settled().await.join("\n");
     assert!(!logs.contains(key), "the key reached the logs");
 }
 

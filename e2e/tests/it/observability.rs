@@ -85,7 +85,8 @@ async fn metrics_describe_requests_attempts_latency_and_cooldowns() {
     assert!(!m.contains("retry_after=60"));
     assert!(
         !env.proxy
-            .logs()
+            .logs_settled()
+            .await
             .iter()
             .any(|l| l.contains("retry_after=60"))
     );

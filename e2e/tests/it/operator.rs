@@ -422,7 +422,7 @@ async fn an_llmclient_reaches_both_proxies_its_usage_reaches_status_and_deleting
 
     let mut seen = s.operators[0].logs().join("\n");
     for p in &s.proxies {
-        seen.push_str(&p.logs().join("\n"));
+        seen.push_str(&p.logs_settled().await.join("\n"));
         seen.push_str(&metrics_of(&s.http, p).await);
     }
     seen.push_str(&metrics_of(&s.http, &s.operators[0]).await);

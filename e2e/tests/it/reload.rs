@@ -66,7 +66,8 @@ async fn a_broken_edit_keeps_the_last_good_configuration() {
         .await;
     assert!(
         env.proxy
-            .logs()
+            .logs_settled()
+            .await
             .iter()
             .any(|l| l.contains("LlmAccount ghost not found"))
     );

@@ -289,7 +289,8 @@ async fn losing_redis_fails_no_request_and_shared_limits_return_with_it() {
         "after the restart the (empty) shared window holds again across replicas"
     );
     let logged = c.proxies[0]
-        .logs()
+        .logs_settled()
+        .await
         .iter()
         .filter(|l| l.contains("shared state unreachable"))
         .count();

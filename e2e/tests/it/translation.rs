@@ -245,7 +245,7 @@ async fn errors_come_in_the_clients_own_shape() {
         "mock reply from a"
     );
     assert!(
-        !proxy.logs().join("\n").contains("good"),
+        !proxy.logs_settled().await.join("\n").contains("good"),
         "a client key was logged"
     );
 
