@@ -151,16 +151,25 @@ impl RedisStore {
         self.outbox.set_linger(linger);
     }
 
-    /// Sends what waits in `namespace`; what gets no answer waits again.
-    async fn send_waiting(&self, namespace: &str) {
-        let groups = self.outbox.take(&Keys::new(namespace), namespace);
+    /// Sends what waits in `namespace` (up to one call's worth); what gets
+    /// no answer waits again. True when a call delivered.
+    async fn send_waiting(&self, namespace: &str) -> bool {
+        let groups = self
+            .outbox
+            .take(&Keys::new(namespace), namespace, outbox::PER_CALL);
         if groups.is_empty() {
-            return;
+            return false;
         }
         let inv = calls::complete(&self.complete, &groups);
         match self.call::<i64>(inv).await {
-            Some(_) => self.outbox.delivered(),
-            None => self.outbox.give_back(namespace, groups),
+            Some(_) => {
+                self.outbox.delivered();
+                true
+            }
+            None => {
+                self.outbox.give_back(namespace, groups);
+                false
+            }
         }
     }
 
@@ -319,7 +328,7 @@ impl StateStore for RedisStore {
             });
         }
         let carried = match self.usable() {
-            Some(_) => self.outbox.take(&keys, req.namespace),
+            Some(_) => self.outbox.take(&keys, req.namespace, outbox::CARRY),
             None => Vec::new(),
         };
         let inv = calls::admit(&self.admit, &keys, req, &sent, now, &carried);
@@ -488,7 +497,8 @@ impl StateStore for RedisStore {
 
     async fn send_all(&self) {
         for namespace in self.outbox.namespaces() {
-            self.send_waiting(&namespace).await;
+            // call after call until nothing waits or Redis does not answer
+            while self.send_waiting(&namespace).await {}
         }
     }
 

@@ -29,6 +29,12 @@ use super::keys::Keys;
 pub(super) const DEFAULT_LINGER: Duration = Duration::from_millis(10);
 /// Completions kept per namespace while Redis cannot take them.
 pub(super) const MAX_WAITING: usize = 100_000;
+/// Completions an admission carries at most: after an outage, admissions
+/// stay small while the backlog drains.
+pub(super) const CARRY: usize = 64;
+/// Completions a call of their own sends at most, so a backlog never goes
+/// in one call that would hold Redis up.
+pub(super) const PER_CALL: usize = 512;
 /// How long a group's marker lasts, and so how long it may be resent.
 pub(super) const MARKER_TTL_MS: u64 = 3_600_000;
 
@@ -114,22 +120,34 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Everything waiting in `namespace`, the open completions sealed into
-    /// a new group; empty when nothing waits.
-    pub(super) fn take(&self, keys: &Keys, namespace: &str) -> Vec<Group> {
+    /// What waits in `namespace`, oldest first, up to about `limit`
+    /// completions (a group is never split; open completions are sealed
+    /// into a new group); empty when nothing waits.
+    pub(super) fn take(&self, keys: &Keys, namespace: &str, limit: usize) -> Vec<Group> {
         let mut queues = self.queues();
         let Some(q) = queues.get_mut(namespace) else {
             return Vec::new();
         };
-        let mut groups: Vec<Group> = q.sealed.drain(..).collect();
-        if !q.open.is_empty() {
-            let n = self.groups.fetch_add(1, Ordering::Relaxed);
+        let mut groups = Vec::new();
+        let mut taken = 0;
+        while let Some(next) = q.sealed.front() {
+            if taken > 0 && taken + next.items.len() > limit {
+                break;
+            }
+            taken += next.items.len();
+            groups.extend(q.sealed.pop_front());
+        }
+        if !q.open.is_empty() && taken < limit {
+            let n = (limit - taken).min(q.open.len());
+            let id = self.groups.fetch_add(1, Ordering::Relaxed);
             groups.push(Group {
-                marker: keys.done(&self.replica, n),
-                items: std::mem::take(&mut q.open),
+                marker: keys.done(&self.replica, id),
+                items: q.open.drain(..n).collect(),
                 sealed: Instant::now(),
             });
-            q.open_since = None;
+            if q.open.is_empty() {
+                q.open_since = None;
+            }
         }
         groups
     }
@@ -241,12 +259,12 @@ mod tests {
     fn a_group_given_back_is_sent_again_under_its_own_marker_before_newer_ones() {
         let (outbox, keys) = (Outbox::new(), Keys::new("ns"));
         outbox.push("ns", item(1));
-        let first = outbox.take(&keys, "ns");
+        let first = outbox.take(&keys, "ns", PER_CALL);
         assert_eq!(first.len(), 1);
         let marker = first[0].marker.clone();
         outbox.give_back("ns", first);
         outbox.push("ns", item(2));
-        let again = outbox.take(&keys, "ns");
+        let again = outbox.take(&keys, "ns", PER_CALL);
         assert_eq!(again.len(), 2);
         assert_eq!(again[0].marker, marker, "resent as the same group");
         assert_ne!(again[1].marker, marker, "new completions: a new group");
@@ -257,7 +275,7 @@ mod tests {
                 t = MARKER_TTL_MS
             )
         );
-        assert!(outbox.take(&keys, "ns").is_empty(), "taken once");
+        assert!(outbox.take(&keys, "ns", PER_CALL).is_empty(), "taken once");
     }
 
     #[test]
@@ -265,19 +283,45 @@ mod tests {
         let (outbox, keys) = (Outbox::new(), Keys::new("ns"));
         for n in 0..3 {
             outbox.push("ns", item(n));
-            let g = outbox.take(&keys, "ns");
+            let g = outbox.take(&keys, "ns", PER_CALL);
             outbox.give_back("ns", g);
         }
-        let mut q = outbox.take(&keys, "ns");
+        let mut q = outbox.take(&keys, "ns", PER_CALL);
         assert_eq!(q.len(), 3);
         // fill the newest group up to the bound: the two older go
         q[2].items
             .extend((0..MAX_WAITING - 1).map(|n| item(n as u64)));
         let newest = q[2].marker.clone();
         outbox.give_back("ns", q);
-        let left = outbox.take(&keys, "ns");
+        let left = outbox.take(&keys, "ns", PER_CALL);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].marker, newest);
+    }
+
+    #[test]
+    fn a_backlog_leaves_in_calls_of_bounded_size_oldest_first() {
+        let (outbox, keys) = (Outbox::new(), Keys::new("ns"));
+        for n in 0..1000 {
+            outbox.push("ns", item(n));
+        }
+        let first = outbox.take(&keys, "ns", CARRY);
+        assert_eq!(first.iter().map(|g| g.items.len()).sum::<usize>(), CARRY);
+        assert_eq!(first[0].items[0].args, "{\"lease\":0}");
+        // still due: the rest waits for the next call
+        assert!(outbox.due().1);
+        let mut sent = CARRY;
+        loop {
+            let next = outbox.take(&keys, "ns", PER_CALL);
+            if next.is_empty() {
+                break;
+            }
+            let n: usize = next.iter().map(|g| g.items.len()).sum();
+            assert!(n <= PER_CALL);
+            assert_eq!(next[0].items[0].args, format!("{{\"lease\":{sent}}}"));
+            sent += n;
+        }
+        assert_eq!(sent, 1000);
+        assert!(!outbox.due().1, "nothing left");
     }
 
     #[test]
