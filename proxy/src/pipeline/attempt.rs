@@ -122,18 +122,9 @@ pub async fn send(
     let deadline = started + Duration::from_millis(retry.per_try_timeout_ms);
     let first_byte = deadline.min(started + Duration::from_millis(retry.first_byte_timeout_ms));
 
-    // the chat URL comes parsed with the snapshot; others are parsed here
-    let parsed = member.account.endpoint.as_ref().ok().and_then(|e| {
-        e.chat_target
-            .as_ref()
-            .filter(|_| out.url == e.chat_url)
-            .cloned()
-    });
-    let request = match parsed {
-        Some(url) => client.post(url),
-        None => client.post(&out.url),
-    };
-    let mut request = request
+    let mut request = out
+        .url
+        .post(client)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(out.body.clone());
     if let Ok(endpoint) = &member.account.endpoint {

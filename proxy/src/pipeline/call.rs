@@ -192,7 +192,7 @@ impl Call {
 /// An upstream request for one attempt.
 pub struct Outgoing {
     /// Where it goes.
-    pub url: String,
+    pub url: crate::upstream::Target,
     /// What is sent.
     pub body: Bytes,
     /// The account's wire API.
@@ -305,7 +305,7 @@ pub fn outgoing(call: &Call, member: &Member, model: &str) -> Result<Outgoing, P
         headers.extend(call.anthropic_headers.iter().cloned());
     }
     let url = match wire {
-        Wire::Responses => format!("{}/responses", endpoint.base_url),
+        Wire::Responses => format!("{}/responses", endpoint.base_url).into(),
         _ => endpoint.generate_url(model, call.stream),
     };
     Ok(Outgoing {
@@ -402,7 +402,7 @@ fn embed_outgoing(
         });
     }
     Ok(Outgoing {
-        url,
+        url: url.into(),
         body,
         wire: Wire::Chat,
         translated: true,
@@ -426,7 +426,7 @@ fn count_outgoing(
         from: upstream,
     };
     let mut out = Outgoing {
-        url: String::new(),
+        url: String::new().into(),
         body: Bytes::new(),
         wire: Wire::Chat,
         translated: client != upstream,
@@ -444,7 +444,7 @@ fn count_outgoing(
             out.local = Some(to_bytes(&answer)?);
         }
         Protocol::Anthropic => {
-            out.url = format!("{}/v1/messages/count_tokens", endpoint.base_url);
+            out.url = format!("{}/v1/messages/count_tokens", endpoint.base_url).into();
             out.body = if client == Protocol::Anthropic {
                 same_protocol_body(call, Protocol::Anthropic, model)
             } else {
@@ -465,7 +465,7 @@ fn count_outgoing(
                     message: "is not a valid Gemini model name (letters, digits, '-', '.', '_')",
                 });
             }
-            out.url = format!("{}/v1beta/models/{model}:countTokens", endpoint.base_url);
+            out.url = format!("{}/v1beta/models/{model}:countTokens", endpoint.base_url).into();
             out.body = if client == Protocol::Gemini {
                 call.body.clone()
             } else {

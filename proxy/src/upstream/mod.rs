@@ -20,11 +20,8 @@ pub struct Endpoint {
     pub openai_itself: bool,
     /// Base URL without a trailing slash.
     pub base_url: String,
-    /// Full URL of the OpenAI chat endpoint (the hot path's only URL).
-    pub chat_url: String,
-    /// The same, parsed once here rather than by the HTTP client on every
-    /// request (`None` if it does not parse: the client then says why).
-    pub chat_target: Option<reqwest::Url>,
+    /// The OpenAI chat endpoint (the hot path's only URL), parsed once.
+    pub chat: Target,
     /// Headers for every request: auth (marked sensitive) and the account's extras.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Cleans this account's key out of upstream text.
@@ -45,7 +42,7 @@ pub enum EndpointError {
 impl Endpoint {
     /// Builds the endpoint for an account and its key.
     pub fn new(account: &CompiledAccount, key: Option<&str>) -> Result<Self, EndpointError> {
-        let chat_url = format!("{}/chat/completions", account.base_url);
+        let chat = Target::parsed(format!("{}/chat/completions", account.base_url));
         let mut headers = Vec::new();
         for (k, v) in &account.headers {
             let name =
@@ -70,8 +67,7 @@ impl Endpoint {
             protocol: Protocol::of_provider(account.provider),
             openai_itself: account.provider == Provider::Openai,
             base_url: account.base_url.clone(),
-            chat_target: reqwest::Url::parse(&chat_url).ok(),
-            chat_url,
+            chat,
             headers,
             redactor: redact::Redactor::new(key),
         })
@@ -81,15 +77,53 @@ impl Endpoint {
     /// Gemini's `models/{model}:generateContent` (`:streamGenerateContent`
     /// with SSE when streaming). The model must already be checked safe for
     /// a URL path (`gemini::valid_model`).
-    pub fn generate_url(&self, model: &str, stream: bool) -> String {
+    pub fn generate_url(&self, model: &str, stream: bool) -> Target {
         match self.protocol {
-            Protocol::OpenAi => self.chat_url.clone(),
-            Protocol::Anthropic => format!("{}/v1/messages", self.base_url),
+            Protocol::OpenAi => self.chat.clone(),
+            Protocol::Anthropic => format!("{}/v1/messages", self.base_url).into(),
             Protocol::Gemini if stream => format!(
                 "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
                 self.base_url
-            ),
-            Protocol::Gemini => format!("{}/v1beta/models/{model}:generateContent", self.base_url),
+            )
+            .into(),
+            Protocol::Gemini => {
+                format!("{}/v1beta/models/{model}:generateContent", self.base_url).into()
+            }
+        }
+    }
+}
+
+/// Where an attempt is sent: parsed once when it is built for a snapshot
+/// (the chat URL), or kept as text for the HTTP client to parse (a URL
+/// that does not parse fails the attempt there, with the client's reason).
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Parsed ahead of time.
+    Parsed(reqwest::Url),
+    /// Parsed by the HTTP client when sent.
+    Text(String),
+}
+
+impl From<String> for Target {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl Target {
+    /// Parses now, keeping the text when it does not parse.
+    pub fn parsed(text: String) -> Self {
+        match reqwest::Url::parse(&text) {
+            Ok(url) => Self::Parsed(url),
+            Err(_) => Self::Text(text),
+        }
+    }
+
+    /// A POST to this target.
+    pub fn post(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        match self {
+            Self::Parsed(url) => client.post(url.clone()),
+            Self::Text(text) => client.post(text),
         }
     }
 }

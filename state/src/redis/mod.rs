@@ -1,8 +1,9 @@
 //! The Redis store: shared state for many replicas. Each trait call is at
 //! most one Lua script (one round trip), loaded once and called by SHA
 //! (redis-rs reloads it on NOSCRIPT); completions wait in [`outbox`] and
-//! mostly ride along with the next admission, so a request costs about one. Every key of a namespace carries the `{ns}` hash
-//! tag, so the scripts run on Redis Cluster too.
+//! mostly ride along with the next admission, so a request costs about
+//! one. Every key of a namespace carries the `{ns}` hash tag, so the
+//! scripts run on Redis Cluster too.
 //!
 //! Every key is named in [`keys`] and every script call built in [`calls`].
 //!
@@ -186,8 +187,12 @@ impl RedisStore {
 
     /// The connection, unless Redis is known down and not due for a retry.
     fn usable(&self) -> Option<Conn> {
-        let conn = self.conn.get()?;
-        self.health.worth_trying().then(|| conn.clone())
+        self.reachable().then(|| self.conn.get().cloned()).flatten()
+    }
+
+    /// Whether a call would be tried now.
+    fn reachable(&self) -> bool {
+        self.conn.get().is_some() && self.health.worth_trying()
     }
 
     /// Runs one script call under the per-call limit.
@@ -257,19 +262,14 @@ impl RedisStore {
 /// resends what got no answer, until the store is dropped.
 async fn send_waiting_completions(store: Weak<RedisStore>) {
     loop {
-        let (due, any) = match store.upgrade() {
-            Some(s) => s.outbox.due(),
-            None => return,
-        };
+        let Some(s) = store.upgrade() else { return };
+        let (due, any) = s.outbox.due();
         if !any {
             // nothing waits: sleep until something is queued (or now and
             // then, to notice the store is gone)
-            let Some(s) = store.upgrade() else { return };
-            let queued = async move { s.outbox.queued().await };
-            let _ = tokio::time::timeout(Duration::from_secs(1), queued).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.outbox.queued()).await;
             continue;
         }
-        let Some(s) = store.upgrade() else { return };
         for namespace in due {
             s.send_waiting(&namespace).await;
         }
@@ -327,9 +327,10 @@ impl StateStore for RedisStore {
                 why,
             });
         }
-        let carried = match self.usable() {
-            Some(_) => self.outbox.take(&keys, req.namespace, outbox::CARRY),
-            None => Vec::new(),
+        let carried = if self.reachable() {
+            self.outbox.take(&keys, req.namespace, outbox::CARRY)
+        } else {
+            Vec::new()
         };
         let inv = calls::admit(&self.admit, &keys, req, &sent, now, &carried);
         let reply = self.call::<Vec<i64>>(inv).await;

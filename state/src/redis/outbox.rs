@@ -59,6 +59,10 @@ struct Queue {
 }
 
 impl Queue {
+    fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.sealed.is_empty()
+    }
+
     fn waiting(&self) -> usize {
         self.open.len() + self.sealed.iter().map(|g| g.items.len()).sum::<usize>()
     }
@@ -197,9 +201,7 @@ impl Outbox {
             })
             .map(|(ns, _)| ns.clone())
             .collect();
-        let any = queues
-            .values()
-            .any(|q| !q.open.is_empty() || !q.sealed.is_empty());
+        let any = queues.values().any(|q| !q.is_empty());
         (due, any)
     }
 
@@ -207,7 +209,7 @@ impl Outbox {
     pub(super) fn namespaces(&self) -> Vec<String> {
         self.queues()
             .iter()
-            .filter(|(_, q)| !q.open.is_empty() || !q.sealed.is_empty())
+            .filter(|(_, q)| !q.is_empty())
             .map(|(ns, _)| ns.clone())
             .collect()
     }
