@@ -14,6 +14,7 @@ mod operator;
 mod pooling;
 mod real_cluster;
 mod reload;
+mod replicas;
 mod resilience;
 mod responses;
 mod sdk;
