@@ -7,6 +7,7 @@ mod chart;
 mod clients;
 mod cluster_mode;
 mod common;
+mod egress;
 mod hardening;
 mod lifecycle;
 mod observability;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
 use llmpool_crds::table::RetryPolicy;
 use tokio::time::{Instant, timeout_at};
 
@@ -24,6 +26,8 @@ use crate::upstream::redact::Redactor;
 
 /// Largest upstream error body kept (to classify it or hand it on).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A good answer, ready to be sent on.
 pub enum Reply {
@@ -73,7 +77,7 @@ pub struct Committed {
     /// Pass-through bytes read so far that do not yet end on an event boundary.
     pub held: BytesMut,
     /// The rest of the upstream body.
-    pub upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    pub upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
     /// Parser state, continued by the relay.
     pub parser: sse::Parser,
     /// Usage seen so far.
@@ -122,21 +126,16 @@ pub async fn send(
     let deadline = started + Duration::from_millis(retry.per_try_timeout_ms);
     let first_byte = deadline.min(started + Duration::from_millis(retry.first_byte_timeout_ms));
 
-    let mut request = out
-        .url
-        .post(client)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(out.body.clone());
-    if let Ok(endpoint) = &member.account.endpoint {
-        for (name, value) in &endpoint.headers {
-            request = request.header(name, value);
-        }
-    }
-    for (name, value) in &out.headers {
-        request = request.header(name, value);
-    }
+    let account_headers = match &member.account.endpoint {
+        Ok(endpoint) => endpoint.headers.as_slice(),
+        Err(_) => &[],
+    };
+    let headers = std::iter::once((&http::header::CONTENT_TYPE, &JSON))
+        .chain(account_headers.iter().map(|(n, v)| (n, v)))
+        .chain(out.headers.iter().map(|(n, v)| (n, v)));
     let wire = out.wire;
-    let response = match timeout_at(first_byte, request.send()).await {
+    let sending = client.post(out.url.uri(), headers, out.body.clone());
+    let response = match timeout_at(first_byte, sending).await {
         Err(_) => return Err(AttemptError::Timeout),
         Ok(Err(e)) => return Err(AttemptError::Connect(e)),
         Ok(Ok(r)) => r,
@@ -214,14 +213,14 @@ struct Timing {
 
 async fn commit_stream(
     status: StatusCode,
-    response: reqwest::Response,
+    response: Response<Incoming>,
     mut mode: Mode,
     wire: Wire,
     timing: Timing,
     exhausted: Option<Duration>,
     redactor: Redactor,
 ) -> Result<Reply, AttemptError> {
-    let mut upstream = response.bytes_stream().boxed();
+    let mut upstream = BodyDataStream::new(response.into_body()).boxed();
     let mut parser = sse::Parser::new(timing.max_event);
     let mut held = BytesMut::new();
     let mut events: Vec<Event> = Vec::new();
@@ -320,11 +319,11 @@ fn content_type(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Reads a body up to `limit` bytes (the rest is dropped); for error bodies.
 async fn read_bounded(
-    response: reqwest::Response,
+    response: Response<Incoming>,
     limit: usize,
     deadline: Instant,
 ) -> Option<Bytes> {
-    let mut stream = response.bytes_stream();
+    let mut stream = BodyDataStream::new(response.into_body());
     let mut out = BytesMut::new();
     while let Ok(Some(Ok(chunk))) = timeout_at(deadline, stream.next()).await {
         let room = limit.saturating_sub(out.len());
@@ -338,11 +337,11 @@ async fn read_bounded(
 
 /// Reads a whole body; a body that breaks off or is too large fails the attempt.
 async fn read_bounded_strict(
-    response: reqwest::Response,
+    response: Response<Incoming>,
     limit: usize,
     deadline: Instant,
 ) -> Result<Bytes, AttemptError> {
-    let mut stream = response.bytes_stream();
+    let mut stream = BodyDataStream::new(response.into_body());
     let mut out = BytesMut::new();
     loop {
         match timeout_at(deadline, stream.next()).await {

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use super::client::Client;
+
 /// Identifies a client: two snapshots asking for the same key share it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientKey {
@@ -18,7 +20,7 @@ pub struct ClientKey {
 
 /// A client, or why the account cannot be called (an unusable egress proxy
 /// fails requests: there is never a silent direct connection).
-pub type ClientResult = Result<reqwest::Client, String>;
+pub type ClientResult = Result<Client, String>;
 
 /// The long-lived set of clients.
 #[derive(Default)]
@@ -41,23 +43,8 @@ impl ClientPool {
 }
 
 fn build(key: &ClientKey) -> ClientResult {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(key.connect_timeout_ms))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .tcp_keepalive(Duration::from_secs(30))
-        // a redirect could take the request and its key to another host
-        .redirect(reqwest::redirect::Policy::none())
-        // never pick up HTTP_PROXY and friends from the environment: the
-        // account's egressProxy is the only proxy, by design
-        .no_proxy();
-    if let Some(proxy) = &key.egress_proxy {
-        let proxy =
-            reqwest::Proxy::all(proxy).map_err(|e| format!("egress proxy is unusable: {e}"))?;
-        builder = builder.proxy(proxy);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("HTTP client could not be built: {e}"))
+    Client::new(
+        Duration::from_millis(key.connect_timeout_ms),
+        key.egress_proxy.as_deref(),
+    )
 }

@@ -18,7 +18,7 @@ pub const MIN_COOLDOWN: Duration = Duration::from_secs(1);
 pub enum AttemptError {
     /// The connection failed or was reset before an answer.
     #[error("connection failed: {0}")]
-    Connect(#[source] reqwest::Error),
+    Connect(#[source] super::client::SendError),
     /// No answer (or no first content) within the first-byte limit, or the
     /// attempt ran past its per-try limit before anything was sent on.
     #[error("timed out waiting for the upstream")]
@@ -43,7 +43,7 @@ pub enum AttemptError {
     StreamError(String),
     /// The response body broke off before it was complete.
     #[error("the response body broke off: {0}")]
-    Body(#[source] reqwest::Error),
+    Body(#[source] hyper::Error),
     /// The response was larger than the gateway will buffer.
     #[error("the response exceeded {0} bytes")]
     TooLarge(usize),

@@ -1,7 +1,9 @@
 //! Provider clients: hosts, paths and auth. Small on purpose; the pipeline
 //! decides what to send and what an answer means.
 
+pub mod client;
 pub mod clients;
+pub mod connect;
 pub mod error;
 pub mod hints;
 pub mod redact;
@@ -94,13 +96,13 @@ impl Endpoint {
 }
 
 /// Where an attempt is sent: parsed once when it is built for a snapshot
-/// (the chat URL), or kept as text for the HTTP client to parse (a URL
-/// that does not parse fails the attempt there, with the client's reason).
+/// (the chat URL), or kept as text and parsed when sent (a URL that does
+/// not parse fails the attempt there, with the reason).
 #[derive(Clone, Debug)]
 pub enum Target {
     /// Parsed ahead of time.
-    Parsed(reqwest::Url),
-    /// Parsed by the HTTP client when sent.
+    Parsed(http::Uri),
+    /// Parsed when sent.
     Text(String),
 }
 
@@ -113,17 +115,17 @@ impl From<String> for Target {
 impl Target {
     /// Parses now, keeping the text when it does not parse.
     pub fn parsed(text: String) -> Self {
-        match reqwest::Url::parse(&text) {
-            Ok(url) => Self::Parsed(url),
+        match http::Uri::try_from(text.as_str()) {
+            Ok(uri) => Self::Parsed(uri),
             Err(_) => Self::Text(text),
         }
     }
 
-    /// A POST to this target.
-    pub fn post(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+    /// The URI to send to.
+    pub fn uri(&self) -> Result<http::Uri, http::Error> {
         match self {
-            Self::Parsed(url) => client.post(url.clone()),
-            Self::Text(text) => client.post(text),
+            Self::Parsed(uri) => Ok(uri.clone()),
+            Self::Text(text) => Ok(http::Uri::try_from(text.as_str())?),
         }
     }
 }
