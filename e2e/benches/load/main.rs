@@ -401,17 +401,26 @@ async fn run(knobs: Knobs, pinned: bool) {
         "RSS after saturation (memory state, 1 worker), MiB".into(),
         format!("{:.1}", under_load_rss as f64 / 1024.0),
     ));
+    // the same streams through the forwarder: hyper's own cost per
+    // connection pair, the floor any hyper-based proxy pays
+    let forwarder_url = format!("{}/v1/chat/completions", paths[1].base);
+    let floor = idle_streams(&client, &forwarder_url, forwarder.id()).await;
+    let per_stream = |(before, rss, opened): (u64, u64, usize)| {
+        rss.saturating_sub(before) as f64 / opened.max(1) as f64
+    };
     if let Some((before, rss, opened)) = open_rss {
         report.figures.push((
             format!("RSS with {opened} idle open streams, MiB"),
             format!("{:.1}", rss as f64 / 1024.0),
         ));
+        let ours = per_stream((before, rss, opened));
+        let against = floor
+            .map(per_stream)
+            .map(|f| format!(" ({:.2}× the bare forwarder's {f:.1})", ours / f.max(0.1)))
+            .unwrap_or_default();
         report.figures.push((
             "per idle open stream (over the RSS just before they opened), KiB".into(),
-            format!(
-                "{:.1}",
-                rss.saturating_sub(before) as f64 / opened.max(1) as f64
-            ),
+            format!("{ours:.1}{against}"),
         ));
     }
 
