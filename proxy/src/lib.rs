@@ -12,6 +12,7 @@
 //! - [`upstream`]: provider clients (hosts, paths, auth) and failure mapping
 //! - [`pipeline`]: the attempt loop and stream relay
 //! - [`config`]: sources of configuration snapshots
+//! - [`logline`]: the JSON shape of a log line, with the request id
 //! - [`logwriter`]: log output, batched off the request path
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod ingress;
 pub mod listen;
+pub mod logline;
 pub mod logwriter;
 pub mod metrics;
 pub mod pipeline;

@@ -11,6 +11,7 @@ mod responses;
 
 use std::sync::Arc;
 
+use crate::logline;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
@@ -18,7 +19,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue};
 use llmpool_crds::Strategy;
-use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ProxyError;
@@ -219,7 +219,8 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Takes the client's `x-request-id` when it is sane, else makes one; puts
-/// it on the log span and on the response, and logs one line per request.
+/// it on every log line of the request and on the response, and logs one
+/// line per request.
 async fn request_id(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
     mut request: Request,
@@ -232,31 +233,33 @@ async fn request_id(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert("x-request-id", value);
+    // the id was checked to be visible ASCII, so this never fails; when it
+    // somehow did, the request goes on without the header
+    let header = HeaderValue::from_str(&id).ok();
+    if let Some(value) = &header {
+        request.headers_mut().insert("x-request-id", value.clone());
     }
     let method = request.method().clone();
     let path = bounded(request.uri().path());
     let started = std::time::Instant::now();
-    let span = tracing::info_span!("request", request_id = %id);
-    let (mut response, client) = auth::recording(next.run(request).instrument(span.clone())).await;
-    if let Some(client) = &client {
-        app.metrics
-            .client_requests
-            .with_label_values(&[&**client, response.status().as_str()])
-            .inc();
-    }
-    if let Some(api) = api_label(&path) {
-        app.metrics
-            .request_seconds
-            .with_label_values(&[api])
-            .observe(started.elapsed().as_secs_f64());
-    }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    if path != "/metrics" && path != "/healthz" && path != "/readyz" {
-        span.in_scope(|| {
+    logline::with_request_id(id, async move {
+        let (mut response, client) = auth::recording(next.run(request)).await;
+        if let Some(client) = &client {
+            app.metrics
+                .client_requests
+                .with_label_values(&[&**client, response.status().as_str()])
+                .inc();
+        }
+        if let Some(api) = api_label(&path) {
+            app.metrics
+                .request_seconds
+                .with_label_values(&[api])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if let Some(value) = header {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        if path != "/metrics" && path != "/healthz" && path != "/readyz" {
             tracing::info!(
                 method = %method,
                 path = %path,
@@ -264,9 +267,10 @@ async fn request_id(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "request"
             );
-        });
-    }
-    response
+        }
+        response
+    })
+    .await
 }
 
 #[cfg(test)]
