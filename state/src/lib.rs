@@ -7,6 +7,7 @@
 //! `complete` call (release, reconcile usage, record the outcome), which a
 //! shared store may batch and send with a later admission.
 
+mod by_name;
 mod clock;
 mod memory;
 mod redis;

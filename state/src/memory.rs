@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::by_name::ByName;
 use super::clock::{Clock, DAY_MS};
 use super::{
     AccountView, Admission, AdmitRequest, BREAKER_FAILURES, BREAKER_OPEN_MS, BUSY_RETRY_MS,
@@ -32,9 +33,9 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     next_lease: u64,
-    accounts: HashMap<String, AccountState>,
+    accounts: ByName<AccountState>,
     /// Client windows, kept like an account's.
-    clients: HashMap<String, AccountState>,
+    clients: ByName<AccountState>,
     cooldowns: HashMap<String, Cooldown>,
     sessions: HashMap<String, Binding>,
 }
@@ -205,10 +206,6 @@ impl MemoryStore {
     }
 }
 
-fn account_key(ns: &str, account: &str) -> String {
-    format!("{ns}/{account}")
-}
-
 /// The cooldown records that apply to a candidate: account-wide, (account,
 /// model), and (project, model).
 /// Indexes into `scopes()`.
@@ -274,10 +271,7 @@ impl Inner {
             return Check::Blocked(wait, cause);
         }
 
-        let acct = self
-            .accounts
-            .entry(account_key(ns, &c.account))
-            .or_default();
+        let acct = self.accounts.get_or_default(ns, &c.account);
         match acct.wait(&c.limits, estimate, now) {
             Some(wait) => Check::Blocked(wait, Cause::AtLimit),
             None => Check::Available { probe_scopes },
@@ -287,10 +281,7 @@ impl Inner {
     fn take(&mut self, ns: &str, c: &Candidate, estimate: u64, lease_ttl: u64, now: u64) -> u64 {
         self.next_lease += 1;
         let id = self.next_lease;
-        let acct = self
-            .accounts
-            .entry(account_key(ns, &c.account))
-            .or_default();
+        let acct = self.accounts.get_or_default(ns, &c.account);
         let track = Track::of(&c.limits);
         acct.take(id, estimate, now + lease_ttl, now, true, track);
         id
@@ -337,10 +328,7 @@ impl StateStore for MemoryStore {
         let ns = req.namespace;
         let mut inner = self.lock();
         if let Some(client) = req.client.filter(|c| c.first_attempt) {
-            let state = inner
-                .clients
-                .entry(account_key(ns, &client.name))
-                .or_default();
+            let state = inner.clients.get_or_default(ns, &client.name);
             if let Some(wait) = state.wait(&client.limits, req.estimated_tokens, now) {
                 return Ok(Admission::ClientLimited {
                     retry_after: Duration::from_millis(wait.max(1)),
@@ -386,8 +374,11 @@ impl StateStore for MemoryStore {
             if !available.is_empty() {
                 if req.least_busy {
                     let busy = |idx: usize| {
-                        let key = account_key(ns, &req.candidates[idx].account);
-                        inner.accounts.get(&key).map_or(0, |a| a.leases.len())
+                        let account = &req.candidates[idx].account;
+                        inner
+                            .accounts
+                            .get(ns, account)
+                            .map_or(0, |a| a.leases.len())
                     };
                     available.sort_by_key(|(idx, _)| busy(*idx));
                 }
@@ -404,10 +395,7 @@ impl StateStore for MemoryStore {
                 let session_hit = bound.as_ref().is_some_and(|b| *b == c.account);
                 let id = inner.take(ns, c, req.estimated_tokens, lease_ttl, now);
                 if let Some(client) = req.client {
-                    let state = inner
-                        .clients
-                        .entry(account_key(ns, &client.name))
-                        .or_default();
+                    let state = inner.clients.get_or_default(ns, &client.name);
                     let (estimate, expires) = (req.estimated_tokens, now + lease_ttl);
                     state.take(
                         id,
@@ -454,12 +442,11 @@ impl StateStore for MemoryStore {
         let lease = done.lease;
         let mut inner = self.lock();
         let track = Track::of(&c.limits);
-        let key = account_key(ns, &c.account);
-        if let Some(acct) = inner.accounts.get_mut(&key) {
+        if let Some(acct) = inner.accounts.get_mut(ns, &c.account) {
             acct.settle(lease.id, lease.reserved_tokens, done.tokens_used, track);
         }
         if let Some(client) = done.client
-            && let Some(state) = inner.clients.get_mut(&account_key(ns, &client.name))
+            && let Some(state) = inner.clients.get_mut(ns, &client.name)
         {
             let used = client_tokens(done);
             state.settle(lease.id, lease.reserved_tokens, Some(used), CLIENT_TRACK);
@@ -476,7 +463,7 @@ impl StateStore for MemoryStore {
         let scopes = if quiet { Vec::new() } else { scopes(ns, c) };
         match &done.outcome {
             Outcome::Success { exhausted_for } => {
-                if let Some(acct) = inner.accounts.get_mut(&key) {
+                if let Some(acct) = inner.accounts.get_mut(ns, &c.account) {
                     acct.failures = 0;
                 }
                 for scope in &scopes {
@@ -529,7 +516,7 @@ impl StateStore for MemoryStore {
                     }
                 }
                 if done.outcome == Outcome::Failed {
-                    let acct = inner.accounts.entry(key).or_default();
+                    let acct = inner.accounts.get_or_default(ns, &c.account);
                     acct.failures += 1;
                     if breaker_probe || acct.failures >= BREAKER_FAILURES {
                         acct.failures = 0;
@@ -557,12 +544,9 @@ impl StateStore for MemoryStore {
         Ok(accounts
             .iter()
             .map(|name| {
-                let in_flight = inner
-                    .accounts
-                    .get(&account_key(namespace, name))
-                    .map_or(0, |a| {
-                        a.leases.values().filter(|e| **e > now).count() as u64
-                    });
+                let in_flight = inner.accounts.get(namespace, name).map_or(0, |a| {
+                    a.leases.values().filter(|e| **e > now).count() as u64
+                });
                 let account_wide = format!("a/{namespace}/{name}");
                 let breaker = format!("b/{namespace}/{name}");
                 let per_model = format!("m/{namespace}/{name}/");
@@ -624,20 +608,18 @@ impl StateStore for MemoryStore {
         let mut inner = self.lock();
         Ok(clients
             .iter()
-            .map(
-                |name| match inner.clients.get_mut(&account_key(namespace, name)) {
-                    Some(state) => {
-                        state.wait(&CompiledLimits::default(), 0, now);
-                        ClientUsage {
-                            requests_last_minute: state.requests.len() as u64,
-                            tokens_last_minute: state.window_tokens(),
-                            tokens_today: state.day_tokens,
-                            in_flight: state.leases.len() as u64,
-                        }
+            .map(|name| match inner.clients.get_mut(namespace, name) {
+                Some(state) => {
+                    state.wait(&CompiledLimits::default(), 0, now);
+                    ClientUsage {
+                        requests_last_minute: state.requests.len() as u64,
+                        tokens_last_minute: state.window_tokens(),
+                        tokens_today: state.day_tokens,
+                        in_flight: state.leases.len() as u64,
                     }
-                    None => ClientUsage::default(),
-                },
-            )
+                }
+                None => ClientUsage::default(),
+            })
             .collect())
     }
 
