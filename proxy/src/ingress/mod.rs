@@ -199,6 +199,7 @@ fn api_label(path: &str) -> Option<&'static str> {
 /// a random number drawn once per process and a counter, mixed so that ids
 /// look random (32 hex digits, like a UUID's).
 fn new_request_id() -> String {
+    use std::fmt::Write as _;
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEED: OnceLock<u128> = OnceLock::new();
@@ -207,7 +208,9 @@ fn new_request_id() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // a bijection of the counter: distinct requests, distinct ids
     let first = mix(n.wrapping_add(seed as u64));
-    format!("{first:016x}{:016x}", mix(first ^ (seed >> 64) as u64))
+    let mut id = String::with_capacity(32);
+    let _ = write!(id, "{first:016x}{:016x}", mix(first ^ (seed >> 64) as u64));
+    id
 }
 
 /// splitmix64's finaliser: a bijection on u64 that scatters its bits.

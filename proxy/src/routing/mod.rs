@@ -62,11 +62,23 @@ fn rotated_distinct(weighted: &[usize], members: usize, turn: u64) -> Vec<usize>
         return Vec::new();
     }
     let start = usize::try_from(turn % weighted.len() as u64).unwrap_or(0);
-    let mut seen = vec![false; members];
     let mut out = Vec::with_capacity(members);
+    // who is listed already: a bit per member, a vector only past 64
+    let (mut small, mut large) = (0u64, Vec::new());
+    if members > 64 {
+        large = vec![false; members];
+    }
     for &i in weighted[start..].iter().chain(&weighted[..start]) {
-        if !seen[i] {
-            seen[i] = true;
+        let seen = match large.get_mut(i) {
+            Some(seen) => std::mem::replace(seen, true),
+            None => {
+                let bit = 1u64 << (i % 64);
+                let seen = small & bit != 0;
+                small |= bit;
+                seen
+            }
+        };
+        if !seen {
             out.push(i);
         }
     }
@@ -84,6 +96,14 @@ mod tests {
         assert_eq!(rotated_distinct(&weighted, 3, 1), [1, 0, 2]);
         assert_eq!(rotated_distinct(&weighted, 3, 3), [2, 0, 1]);
         assert_eq!(rotated_distinct(&weighted, 3, 8), [2, 0, 1]);
+        // past 64 members the bookkeeping changes; the answer does not
+        let many: Vec<usize> = (0..100).chain((0..100).rev()).collect();
+        let listed = rotated_distinct(&many, 100, 150);
+        assert_eq!(listed.len(), 100);
+        assert_eq!(listed[..3], [49, 48, 47]);
+        let mut sorted = listed.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
         let firsts: Vec<usize> = (0..5)
             .map(|t| rotated_distinct(&weighted, 3, t)[0])
             .collect();
