@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let (writer, _flush_at_exit) = llmpool_proxy::logwriter::batched(std::io::stdout());
     tracing_subscriber::fmt()
         .json()
-        .event_format(llmpool_proxy::logline::JsonLines::default())
+        .event_format(llmpool_proxy::logline::JsonLines)
         .with_writer(writer)
         .with_env_filter(EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
