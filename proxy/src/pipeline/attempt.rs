@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use llmpool_crds::table::RetryPolicy;
@@ -144,9 +144,10 @@ pub async fn send(
     if status.is_redirection() {
         return Err(AttemptError::Redirected(status));
     }
-    let headers = response.headers().clone();
+    let (head, body) = response.into_parts();
+    let headers = &head.headers;
     if !status.is_success() {
-        let body = read_bounded(response, MAX_ERROR_BODY, deadline)
+        let body = read_bounded(body, MAX_ERROR_BODY, deadline)
             .await
             .unwrap_or_default();
         let now = std::time::SystemTime::now();
@@ -154,14 +155,14 @@ pub async fn send(
         return Err(hints::status_error(
             wire.protocol(),
             status,
-            &headers,
+            headers,
             body,
             now,
         ));
     }
-    let exhausted = hints::exhausted_for(&headers, std::time::SystemTime::now());
+    let exhausted = hints::exhausted_for(headers, std::time::SystemTime::now());
     if !stream {
-        let body = read_bounded_strict(response, buffers.response, deadline).await?;
+        let body = read_bounded_strict(body, buffers.response, deadline).await?;
         let response_id = (wire == Wire::Responses)
             .then(|| openai::responses::id_of(&body))
             .flatten();
@@ -172,7 +173,7 @@ pub async fn send(
             content_type: if out.translated {
                 None
             } else {
-                content_type(&headers)
+                content_type(headers)
             },
             usage,
             body,
@@ -199,7 +200,7 @@ pub async fn send(
         idle: Duration::from_millis(retry.stream_idle_timeout_ms),
         max_event: buffers.stream_event,
     };
-    commit_stream(status, response, mode, wire, timing, exhausted, redactor).await
+    commit_stream(status, body, mode, wire, timing, exhausted, redactor).await
 }
 
 /// The time limits of one streamed attempt.
@@ -213,14 +214,14 @@ struct Timing {
 
 async fn commit_stream(
     status: StatusCode,
-    response: Response<Incoming>,
+    body: Incoming,
     mut mode: Mode,
     wire: Wire,
     timing: Timing,
     exhausted: Option<Duration>,
     redactor: Redactor,
 ) -> Result<Reply, AttemptError> {
-    let mut upstream = BodyDataStream::new(response.into_body()).boxed();
+    let mut upstream = BodyDataStream::new(body).boxed();
     let mut parser = sse::Parser::new(timing.max_event);
     let mut held = BytesMut::new();
     let mut events: Vec<Event> = Vec::new();
@@ -319,11 +320,11 @@ fn content_type(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Reads a body up to `limit` bytes (the rest is dropped); for error bodies.
 async fn read_bounded(
-    response: Response<Incoming>,
+    body: Incoming,
     limit: usize,
     deadline: Instant,
 ) -> Option<Bytes> {
-    let mut stream = BodyDataStream::new(response.into_body());
+    let mut stream = BodyDataStream::new(body);
     let mut out = BytesMut::new();
     while let Ok(Some(Ok(chunk))) = timeout_at(deadline, stream.next()).await {
         let room = limit.saturating_sub(out.len());
@@ -337,11 +338,11 @@ async fn read_bounded(
 
 /// Reads a whole body; a body that breaks off or is too large fails the attempt.
 async fn read_bounded_strict(
-    response: Response<Incoming>,
+    body: Incoming,
     limit: usize,
     deadline: Instant,
 ) -> Result<Bytes, AttemptError> {
-    let mut stream = BodyDataStream::new(response.into_body());
+    let mut stream = BodyDataStream::new(body);
     let mut out = BytesMut::new();
     loop {
         match timeout_at(deadline, stream.next()).await {
