@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use http::HeaderMap;
 
@@ -15,8 +15,9 @@ use crate::protocol::Protocol;
 use crate::protocol::anthropic::RequestView;
 
 /// `POST /v1/messages`.
-pub async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match serve(&app, &headers, body).await {
+pub async fn messages(State(app): State<Arc<App>>, request: Request) -> Response {
+    let (head, body) = request.into_parts();
+    match serve(&app, &head.headers, body).await {
         Ok(response) => response,
         Err(error) => reject(&app, error, Protocol::Anthropic),
     }
@@ -55,8 +56,9 @@ async fn serve(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Respon
 }
 
 /// `POST /v1/messages/count_tokens`.
-pub async fn count_tokens(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match count(&app, &headers, body).await {
+pub async fn count_tokens(State(app): State<Arc<App>>, request: Request) -> Response {
+    let (head, body) = request.into_parts();
+    match count(&app, &head.headers, body).await {
         Ok(response) => response,
         Err(error) => reject(&app, error, Protocol::Anthropic),
     }

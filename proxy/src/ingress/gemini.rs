@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use http::HeaderMap;
 
@@ -22,10 +22,10 @@ pub async fn model_action(
     State(app): State<Arc<App>>,
     Path(segment): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    match serve(&app, &segment, &query, &headers, body).await {
+    let (head, body) = request.into_parts();
+    match serve(&app, &segment, &query, &head.headers, body).await {
         Ok(response) => response,
         Err(error) => reject(&app, error, Protocol::Gemini),
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use http::HeaderMap;
 
@@ -15,12 +15,9 @@ use crate::protocol::Protocol;
 use crate::protocol::openai::ChatRequestView;
 
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match chat(&app, &headers, body).await {
+pub async fn chat_completions(State(app): State<Arc<App>>, request: Request) -> Response {
+    let (head, body) = request.into_parts();
+    match chat(&app, &head.headers, body).await {
         Ok(response) => response,
         Err(error) => reject(&app, error, Protocol::OpenAi),
     }
@@ -73,8 +70,9 @@ struct EmbeddingsView<'a> {
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match embed(&app, &headers, body).await {
+pub async fn embeddings(State(app): State<Arc<App>>, request: Request) -> Response {
+    let (head, body) = request.into_parts();
+    match embed(&app, &head.headers, body).await {
         Ok(response) => response,
         Err(error) => reject(&app, error, Protocol::OpenAi),
     }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use http::HeaderMap;
 use serde::Deserialize;
@@ -57,8 +57,9 @@ impl View<'_> {
 }
 
 /// `POST /v1/responses`.
-pub async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match serve(&app, &headers, body).await {
+pub async fn create(State(app): State<Arc<App>>, request: Request) -> Response {
+    let (head, body) = request.into_parts();
+    match serve(&app, &head.headers, body).await {
         Ok(response) => response,
         Err(error) => reject(&app, error, Protocol::OpenAi),
     }

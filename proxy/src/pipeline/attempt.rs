@@ -319,11 +319,7 @@ fn content_type(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Reads a body up to `limit` bytes (the rest is dropped); for error bodies.
-async fn read_bounded(
-    body: Incoming,
-    limit: usize,
-    deadline: Instant,
-) -> Option<Bytes> {
+async fn read_bounded(body: Incoming, limit: usize, deadline: Instant) -> Option<Bytes> {
     let mut stream = BodyDataStream::new(body);
     let mut out = BytesMut::new();
     while let Ok(Some(Ok(chunk))) = timeout_at(deadline, stream.next()).await {
