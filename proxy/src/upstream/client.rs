@@ -125,6 +125,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connect_that_outlasts_its_limit_is_a_timeout() {
+        // a listener that never accepts, its queue filled: the next SYN is
+        // dropped, so connecting hangs until the connect limit
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let connecting = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_secs(1), connecting).await {
+                Ok(Ok(stream)) => held.push(stream),
+                _ => break,
+            }
+        }
+        let client = Client::new(Duration::from_millis(200), None).unwrap();
+        let uri =
+            Uri::try_from(format!("http://{addr}/v1/chat/completions")).map_err(http::Error::from);
+        let started = std::time::Instant::now();
+        let sending = client.post(uri, std::iter::empty(), Bytes::new());
+        let err = tokio::time::timeout(Duration::from_secs(5), sending)
+            .await
+            .expect("the connect limit did not end the attempt")
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop((listener, held));
+    }
+
+    #[tokio::test]
     async fn a_url_that_does_not_parse_fails_the_send() {
         let client = Client::new(Duration::from_secs(1), None).unwrap();
         let uri = Uri::try_from("http://exa mple/").map_err(http::Error::from);
