@@ -58,11 +58,14 @@ where
         fields.result?;
         writer.write_str(",\"target\":")?;
         string(&mut writer, meta.target())?;
-        let _ = REQUEST_ID.try_with(|id| {
+        // outside a request there is no id (try_with fails) and no member
+        if let Ok(written) = REQUEST_ID.try_with(|id| {
             writer.write_str(",\"span\":{\"request_id\":")?;
             string(&mut writer, id)?;
             writer.write_str(",\"name\":\"request\"}")
-        });
+        }) {
+            written?;
+        }
         writer.write_str("}\n")
     }
 }
@@ -210,26 +213,25 @@ mod tests {
             .collect()
     }
 
-    fn capture(log: impl FnOnce()) -> Vec<Value> {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
+    /// A subscriber writing JSON lines into `captured`.
+    fn subscriber(captured: &Captured) -> impl tracing::Subscriber + Send + Sync {
+        tracing_subscriber::fmt()
             .json()
             .event_format(JsonLines)
             .with_writer(captured.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, log);
+            .finish()
+    }
+
+    fn capture(log: impl FnOnce()) -> Vec<Value> {
+        let captured = Captured::default();
+        tracing::subscriber::with_default(subscriber(&captured), log);
         lines(&captured)
     }
 
     #[tokio::test]
     async fn lines_inside_a_request_carry_its_id_and_others_do_not() {
         let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .event_format(JsonLines)
-            .with_writer(captured.clone())
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
+        let _default = tracing::subscriber::set_default(subscriber(&captured));
         tracing::info!(code = 7, "outside");
         // an id a client chose may hold quotes and backslashes
         with_request_id("id-\"quoted\"\\x".to_owned(), async {

@@ -11,7 +11,6 @@ mod responses;
 
 use std::sync::Arc;
 
-use crate::logline;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
@@ -22,6 +21,7 @@ use llmpool_crds::Strategy;
 
 use crate::app::App;
 use crate::error::ProxyError;
+use crate::logline;
 
 /// The named client a request authenticated as (None: open gateway or a
 /// flat-list key).

@@ -134,7 +134,7 @@ pub async fn send(
         .chain(account_headers.iter().map(|(n, v)| (n, v)))
         .chain(out.headers.iter().map(|(n, v)| (n, v)));
     let wire = out.wire;
-    let sending = client.post(out.url.uri(), headers, out.body.clone());
+    let sending = client.post(&out.url, headers, out.body.clone());
     let response = match timeout_at(first_byte, sending).await {
         Err(_) => return Err(AttemptError::Timeout),
         Ok(Err(e)) => return Err(AttemptError::Connect(e)),

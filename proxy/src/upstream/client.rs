@@ -8,13 +8,14 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::connect::{Connector, TcpOptions};
+use super::Target;
+use super::connect::Connector;
 
 /// Idle keep-alive connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -70,7 +71,7 @@ fn chain(e: &legacy::Error) -> String {
 impl Client {
     /// A client whose connections are made by `connector`.
     pub fn new(connect_timeout: Duration, egress_proxy: Option<&str>) -> Result<Self, String> {
-        let connector = Connector::new(TcpOptions { connect_timeout }, egress_proxy)?;
+        let connector = Connector::new(connect_timeout, egress_proxy)?;
         let inner = legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(POOL_MAX_IDLE)
@@ -80,14 +81,14 @@ impl Client {
         Ok(Self { inner })
     }
 
-    /// POSTs `body` with `headers` to `uri` and waits for the response head.
+    /// POSTs `body` with `headers` to `target` and waits for the response head.
     pub async fn post<'h>(
         &self,
-        uri: Result<Uri, http::Error>,
+        target: &Target,
         headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
         body: Bytes,
     ) -> Result<Response<Incoming>, SendError> {
-        let uri = uri.map_err(SendError::Url)?;
+        let uri = target.uri().map_err(SendError::Url)?;
         let mut request = Request::post(uri)
             .body(Full::new(body))
             .map_err(SendError::Url)?;
@@ -113,10 +114,9 @@ mod tests {
         let port = closed.local_addr().unwrap().port();
         drop(closed);
         let client = Client::new(Duration::from_secs(1), None).unwrap();
-        let uri = Uri::try_from(format!("http://127.0.0.1:{port}/v1/chat/completions"))
-            .map_err(http::Error::from);
+        let target = Target::parsed(format!("http://127.0.0.1:{port}/v1/chat/completions"));
         let err = client
-            .post(uri, std::iter::empty(), Bytes::new())
+            .post(&target, std::iter::empty(), Bytes::new())
             .await
             .unwrap_err();
         let text = err.to_string();
@@ -141,10 +141,9 @@ mod tests {
             }
         }
         let client = Client::new(Duration::from_millis(200), None).unwrap();
-        let uri =
-            Uri::try_from(format!("http://{addr}/v1/chat/completions")).map_err(http::Error::from);
+        let target = Target::parsed(format!("http://{addr}/v1/chat/completions"));
         let started = std::time::Instant::now();
-        let sending = client.post(uri, std::iter::empty(), Bytes::new());
+        let sending = client.post(&target, std::iter::empty(), Bytes::new());
         let err = tokio::time::timeout(Duration::from_secs(5), sending)
             .await
             .expect("the connect limit did not end the attempt")
@@ -157,9 +156,9 @@ mod tests {
     #[tokio::test]
     async fn a_url_that_does_not_parse_fails_the_send() {
         let client = Client::new(Duration::from_secs(1), None).unwrap();
-        let uri = Uri::try_from("http://exa mple/").map_err(http::Error::from);
+        let target = Target::parsed("http://exa mple/".to_owned());
         let err = client
-            .post(uri, std::iter::empty(), Bytes::new())
+            .post(&target, std::iter::empty(), Bytes::new())
             .await
             .unwrap_err();
         assert!(matches!(err, SendError::Url(_)), "{err}");

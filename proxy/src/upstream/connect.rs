@@ -39,19 +39,13 @@ static TLS: LazyLock<Result<rustls::ClientConfig, String>> = LazyLock::new(|| {
         .map_err(|e| format!("TLS could not be set up: {e}"))
 });
 
-/// TCP settings of every leg.
-#[derive(Clone, Copy, Debug)]
-pub struct TcpOptions {
-    /// Connect time limit per address.
-    pub connect_timeout: Duration,
-}
-
-fn tcp(options: TcpOptions) -> HttpConnector {
+/// TCP to one host; `connect_timeout` is the limit per address.
+fn tcp(connect_timeout: Duration) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(30)));
-    http.set_connect_timeout(Some(options.connect_timeout));
+    http.set_connect_timeout(Some(connect_timeout));
     http
 }
 
@@ -86,7 +80,7 @@ struct Egress {
 
 impl Connector {
     /// A connector; `egress_proxy` is an `http://` or `https://` URL.
-    pub fn new(options: TcpOptions, egress_proxy: Option<&str>) -> Result<Self, String> {
+    pub fn new(connect_timeout: Duration, egress_proxy: Option<&str>) -> Result<Self, String> {
         let config = TLS.as_ref().map_err(Clone::clone)?;
         let egress = match egress_proxy {
             None => None,
@@ -99,7 +93,7 @@ impl Connector {
                         "egress proxy is unusable: not an http:// or https:// URL with a host"
                             .to_owned()
                     })?;
-                let to_proxy = tls(config, tcp(options), false);
+                let to_proxy = tls(config, tcp(connect_timeout), false);
                 let tunnel = tls(config, Tunnel::new(proxy.clone(), to_proxy.clone()), true);
                 Some(Egress {
                     proxy,
@@ -109,7 +103,7 @@ impl Connector {
             }
         };
         Ok(Self {
-            direct: tls(config, tcp(options), true),
+            direct: tls(config, tcp(connect_timeout), true),
             egress,
         })
     }
